@@ -1,0 +1,108 @@
+"""The one settings object (environment, prefix `CLIPPER_`), validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Longest signed link S3 (SigV4) accepts, and so the cap for `link_ttl_seconds`.
+MAX_LINK_TTL_SECONDS = 7 * 24 * 3600
+
+#: Secrets that ship in the defaults; refused when `env` is `production`.
+DEVELOPMENT_API_KEYS = "dev:dev-key-change-me"
+DEVELOPMENT_ADMIN_KEYS = "admin:admin-key-change-me"
+DEVELOPMENT_LINK_SECRET = "dev-link-secret-change-me"  # noqa: S105 (refused in production)
+DEVELOPMENT_S3_SECRET = "minioadmin"  # noqa: S105 (refused in production)
+
+
+def _parse_keys(raw: str) -> dict[str, str]:
+    """`name:secret,name2:secret2` → {secret: name}."""
+    keys: dict[str, str] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, secret = item.partition(":")
+        if not sep or not name or not secret:
+            raise ValueError(f"expected name:secret, got {item.split(':', 1)[0]!r}:…")
+        keys[secret] = name
+    return keys
+
+
+class Settings(BaseSettings):
+    """Every setting Clipper reads; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="CLIPPER_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    state_dir: Path = Path("var")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    storage: Literal["s3", "local"] = "local"
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: SecretStr = SecretStr(DEVELOPMENT_S3_SECRET)
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_public_endpoint: str | None = None
+    source_bucket: str = "clipper-sources"
+    clip_bucket: str = "clipper-clips"
+    local_storage_dir: Path = Path("var/storage")
+    public_base_url: str = "http://127.0.0.1:8000"
+    link_secret: SecretStr = SecretStr(DEVELOPMENT_LINK_SECRET)
+
+    api_keys: SecretStr = SecretStr(DEVELOPMENT_API_KEYS)
+    admin_keys: SecretStr = SecretStr(DEVELOPMENT_ADMIN_KEYS)
+    link_ttl_seconds: int = Field(default=3600, ge=60, le=MAX_LINK_TTL_SECONDS)
+    max_clip_seconds: float = Field(default=4 * 3600, gt=0)
+
+    work_dir: Path | None = None
+    ffmpeg_path: str = "ffmpeg"
+    ffprobe_path: str = "ffprobe"
+    ffmpeg_threads: int = Field(default=0, ge=0)
+
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("api_keys", "admin_keys")
+    @classmethod
+    def _keys_parse(cls, value: SecretStr) -> SecretStr:
+        _parse_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        defaults = {
+            "CLIPPER_API_KEYS": self.api_keys.get_secret_value() == DEVELOPMENT_API_KEYS,
+            "CLIPPER_ADMIN_KEYS": self.admin_keys.get_secret_value() == DEVELOPMENT_ADMIN_KEYS,
+            "CLIPPER_LINK_SECRET": self.link_secret.get_secret_value() == DEVELOPMENT_LINK_SECRET,
+            "CLIPPER_S3_SECRET_KEY": self.storage == "s3"
+            and self.s3_secret_key.get_secret_value() == DEVELOPMENT_S3_SECRET,
+        }
+        bad = [name for name, is_default in defaults.items() if is_default]
+        if bad:
+            raise ValueError(f"default secrets refused in production: {', '.join(bad)}")
+        return self
+
+    @property
+    def api_key_names(self) -> dict[str, str]:
+        """Client API keys: {secret: client name}."""
+        return _parse_keys(self.api_keys.get_secret_value())
+
+    @property
+    def admin_key_names(self) -> dict[str, str]:
+        """Admin API keys: {secret: admin name}."""
+        return _parse_keys(self.admin_keys.get_secret_value())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
