@@ -1,0 +1,177 @@
+"""Structured JSON logs and redaction of secrets (signed-link signatures, credentials, keys).
+
+`redact(text)` is pure apart from the process-wide set of known secrets that
+`register_secrets()` fills at start-up; the engine can run FFmpeg's error text through it
+before the text reaches an exception, a log line or a job record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any, Protocol
+
+#: What a redacted value is replaced with (no quotes or backslashes: safe inside JSON text).
+REDACTED = "[REDACTED]"
+
+#: Secrets shorter than this are not searched for verbatim: they would shred ordinary text.
+MIN_SECRET_LENGTH = 6
+
+#: Query parameters whose values are signatures or credentials (S3 SigV4 and our own links).
+_SIGNATURE_PARAM_NAMES = (
+    r"X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId"
+    r"|sig|signature|token|access_token|api_key|apikey|key_secret"
+)
+_QUERY_PARAM = re.compile(rf"(?i)([?&;](?:{_SIGNATURE_PARAM_NAMES})=)[^&#\s\"'<>]+")
+# `Authorization: Bearer abc`, `authorization=Basic abc`, `'Authorization': 'Bearer abc'`.
+_AUTH_HEADER = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
+    r"(?:(bearer|basic|digest|aws4-hmac-sha256)\s+)?[^\s\"',}]+(?:[^\"'\n,}]*)"
+)
+_BARE_BEARER = re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{6,}")
+# `scheme://user:password@host` → keep the user, drop the password.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@\"']*:)[^/\s@\"']+@")
+# `password=…`, `"secret_key": "…"`, `CLIPPER_S3_SECRET_KEY=…`.
+_KEY_VALUE = re.compile(
+    r"(?i)(\b[\w-]*(?:password|passwd|secret|secret_key|api_key|apikey|private_key)"
+    r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"
+)
+
+_secrets_lock = threading.Lock()
+_known_secrets: frozenset[str] = frozenset()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Add secrets (API keys, link secret, storage keys) that `redact` removes verbatim."""
+    global _known_secrets
+    fresh = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
+    with _secrets_lock:
+        _known_secrets = _known_secrets | fresh
+
+
+def clear_secrets() -> None:
+    """Forget registered secrets (tests)."""
+    global _known_secrets
+    with _secrets_lock:
+        _known_secrets = frozenset()
+
+
+class _HasSecrets(Protocol):
+    @property
+    def api_key_names(self) -> dict[str, str]: ...
+    @property
+    def admin_key_names(self) -> dict[str, str]: ...
+
+
+def secrets_from_settings(settings: _HasSecrets) -> list[str]:
+    """Every secret value a `Settings` object holds (client and admin keys, link and S3 secrets)."""
+    values = [*settings.api_key_names, *settings.admin_key_names]
+    for name in ("link_secret", "s3_secret_key"):
+        secret = getattr(settings, name, None)
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    return values
+
+
+def _auth_sub(match: re.Match[str]) -> str:
+    scheme = match.group(2)
+    return f"{match.group(1)}{scheme + ' ' if scheme else ''}{REDACTED}"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return `text` with link signatures, credentials, auth headers and known secrets masked."""
+    if not text:
+        return text
+    # Longest first, so a secret that contains another is removed whole.
+    for secret in sorted({*_known_secrets, *secrets}, key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _QUERY_PARAM.sub(rf"\g<1>{REDACTED}", text)
+    text = _AUTH_HEADER.sub(_auth_sub, text)
+    text = _BARE_BEARER.sub(rf"\g<1>{REDACTED}", text)
+    text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+    return _KEY_VALUE.sub(rf"\g<1>{REDACTED}", text)
+
+
+def redact_value(value: Any) -> Any:
+    """Redact every string inside a JSON-like value (dicts, lists, scalars)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+# Attributes every LogRecord has; anything else on a record came in through `extra=`.
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, clip_id, job_id and extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render `record` as a redacted JSON line."""
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "clip_id": getattr(record, "clip_id", None),
+            "job_id": getattr(record, "job_id", None),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(redact_value(entry), default=str, ensure_ascii=False)
+
+
+_HANDLER_NAME = "clipper-json"
+
+
+def setup_logging(
+    level: int | str = "INFO", *, secrets: Iterable[str] = (), stream: IO[str] | None = None
+) -> logging.Handler:
+    """Send every log record (ours, uvicorn's, rq's) to `stream` as redacted JSON lines."""
+    register_secrets(secrets)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries that install their own plain-text handlers would bypass redaction.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "rq.worker", "rq"):
+        lib = logging.getLogger(name)
+        lib.handlers.clear()
+        lib.propagate = True
+    return handler
+
+
+#: Logger for clip state changes; ops filter on `event == "clip.state"`.
+state_logger = logging.getLogger("clipper.state")
+
+
+def log_state_change(
+    clip_id: str, status: str, *, job_id: str | None = None, **fields: Any
+) -> None:
+    """Log one line for a clip entering `status` (queued, running, succeeded, failed, canceled)."""
+    state_logger.info(
+        "clip %s %s",
+        clip_id,
+        status,
+        extra={"event": "clip.state", "clip_id": clip_id, "job_id": job_id, "status": status}
+        | fields,
+    )

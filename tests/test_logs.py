@@ -1,0 +1,174 @@
+"""Redaction and the JSON log format (pure: no services needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from clipper.logs import (
+    REDACTED,
+    JsonFormatter,
+    clear_secrets,
+    log_state_change,
+    redact,
+    redact_value,
+    register_secrets,
+    secrets_from_settings,
+    setup_logging,
+)
+from clipper.settings import Settings
+
+SIG = "9f2c0a6b1d7e4f3a8b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a"
+CRED = "AKIAEXAMPLE123%2F20260101%2Fus-east-1%2Fs3%2Faws4_request"
+SIGNED_URL = (
+    "http://minio:9000/clipper-sources/talk.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    f"&X-Amz-Credential={CRED}&X-Amz-Date=20260101T000000Z&X-Amz-Expires=3600"
+    f"&X-Amz-SignedHeaders=host&X-Amz-Signature={SIG}"
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_secrets() -> Iterator[None]:
+    clear_secrets()
+    yield
+    clear_secrets()
+
+
+def test_signed_s3_url_keeps_path_and_loses_signature_and_credential() -> None:
+    # FFmpeg's own wording when a link has expired.
+    text = f"[https @ 0x55d] HTTP error 403 Forbidden\n{SIGNED_URL}: Server returned 403 Forbidden"
+    out = redact(text)
+    assert SIG not in out
+    assert "AKIAEXAMPLE123" not in out
+    assert "clipper-sources/talk.mp4" in out
+    assert "X-Amz-Expires=3600" in out
+    assert out.count(REDACTED) == 2
+    assert "Server returned 403 Forbidden" in out
+
+
+def test_local_link_sig_param_is_redacted() -> None:
+    out = redact("GET /files/clips/a.mp4?expires=1767225600&sig=deadbeefcafe0123 HTTP/1.1")
+    assert "deadbeefcafe0123" not in out
+    assert "expires=1767225600" in out
+    assert f"sig={REDACTED}" in out
+
+
+@pytest.mark.parametrize(
+    "text, secret",
+    [
+        ("Authorization: Bearer sk-live-abcdef123456", "sk-live-abcdef123456"),
+        ("{'authorization': 'Basic YWRtaW46c2VjcmV0'}", "YWRtaW46c2VjcmV0"),
+        ("curl -H 'Authorization: Bearer tok_998877665544'", "tok_998877665544"),
+        ("sent bearer abcdefghijklmnop to upstream", "abcdefghijklmnop"),
+    ],
+)
+def test_authorization_values_are_redacted(text: str, secret: str) -> None:
+    out = redact(text)
+    assert secret not in out
+    assert REDACTED in out
+
+
+def test_password_in_url_is_redacted_but_user_and_host_stay() -> None:
+    out = redact("cannot connect to redis://clipper:hunter2pass@redis.internal:6379/0")
+    assert "hunter2pass" not in out
+    assert "redis://clipper:" in out
+    assert "@redis.internal:6379/0" in out
+
+
+def test_key_value_secrets_are_redacted() -> None:
+    out = redact('CLIPPER_S3_SECRET_KEY=wJalrXUtnFEMI and {"password": "p4ssw0rd!"}')
+    assert "wJalrXUtnFEMI" not in out
+    assert "p4ssw0rd!" not in out
+
+
+def test_registered_secrets_are_removed_verbatim_wherever_they_appear() -> None:
+    register_secrets(["client-key-0123456789", "abc"])  # "abc" is too short to hunt for
+    out = redact("key client-key-0123456789 rejected; abc stays")
+    assert "client-key-0123456789" not in out
+    assert "abc stays" in out
+
+
+def test_secrets_from_settings_cover_keys_and_secrets() -> None:
+    settings = Settings(
+        api_keys="web:web-secret-111111",
+        admin_keys="ops:ops-secret-222222",
+        link_secret="link-secret-333333",
+        s3_secret_key="s3-secret-444444",
+    )
+    found = set(secrets_from_settings(settings))
+    assert {
+        "web-secret-111111",
+        "ops-secret-222222",
+        "link-secret-333333",
+        "s3-secret-444444",
+    } <= found
+    assert "web" not in found  # names are not secrets
+
+
+def test_plain_text_is_untouched() -> None:
+    text = "cut 00:00:01.000-00:00:03.000 of talk.mp4 with strategy=smart, 61 frames"
+    assert redact(text) == text
+
+
+def test_redact_value_walks_nested_json() -> None:
+    value = {"error": {"stderr_tail": [f"open {SIGNED_URL}"], "code": "transient"}, "n": 3}
+    out = redact_value(value)
+    assert SIG not in json.dumps(out)
+    assert out["error"]["code"] == "transient"
+    assert out["n"] == 3
+
+
+def _record(msg: str, **extra: object) -> logging.LogRecord:
+    record = logging.makeLogRecord({"name": "clipper.test", "levelname": "INFO", "msg": msg})
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_formatter_emits_required_fields_and_extras() -> None:
+    line = JsonFormatter().format(_record("cut done", clip_id="c1", job_id="j1", frames=61))
+    entry = json.loads(line)
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "clipper.test"
+    assert entry["msg"] == "cut done"
+    assert entry["clip_id"] == "c1"
+    assert entry["job_id"] == "j1"
+    assert entry["frames"] == 61
+    assert entry["ts"].endswith("+00:00")
+
+
+def test_json_formatter_redacts_message_extras_and_tracebacks() -> None:
+    try:
+        raise RuntimeError(f"ffmpeg failed reading {SIGNED_URL}")
+    except RuntimeError:
+        import sys
+
+        record = _record("job failed: %s", url=SIGNED_URL)
+        record.args = (SIGNED_URL,)
+        record.exc_info = sys.exc_info()
+    line = JsonFormatter().format(record)
+    assert SIG not in line
+    entry = json.loads(line)
+    assert "RuntimeError" in entry["exc"]
+    assert "clipper-sources/talk.mp4" in entry["msg"]
+
+
+def test_setup_logging_and_state_change_line() -> None:
+    stream = io.StringIO()
+    handler = setup_logging("INFO", secrets=["admin-secret-xyz"], stream=stream)
+    try:
+        log_state_change("clip-7", "failed", job_id="job-7", error="bad key admin-secret-xyz")
+        logging.getLogger("uvicorn.error").warning("from uvicorn")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    state = lines[0]
+    assert state["event"] == "clip.state"
+    assert state["clip_id"] == "clip-7"
+    assert state["job_id"] == "job-7"
+    assert state["status"] == "failed"
+    assert "admin-secret-xyz" not in stream.getvalue()
+    assert lines[1]["logger"] == "uvicorn.error"
