@@ -1,7 +1,263 @@
-"""Commands of this group (filled in by the module's owner)."""
+"""`clipper up`: the whole service on embedded defaults, in one command (what `make run` runs)."""
 
 from __future__ import annotations
 
-import click
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+import httpx
+from pydantic import ValidationError
+from rich.console import Console
+
+from clipper.errors import ClipperError, NotFound
+from clipper.sample import SAMPLE_KEY, SAMPLE_TIMECODE, SampleSpec, generate_sample
+from clipper.settings import Settings
+from clipper.supervise import Child, Supervisor, free_port, port_is_free, redis_server_argv
+
+#: Port of the private Redis; a system Redis usually holds 6379.
+EMBEDDED_REDIS_PORT = 6390
+
+#: How long the API and Redis get to answer after they start.
+STARTUP_TIMEOUT_SECONDS = 60.0
+
+#: Prefix of the one machine-readable line printed once everything answers (tests parse it).
+READY_MARKER = "clipper-up ready"
+
+console = Console(soft_wrap=True, highlight=False)
+
+
+def _child_overrides(settings: Settings, host: str, port: int) -> dict[str, str]:
+    """Settings the children need but the user left at their defaults: all under state_dir."""
+    state_dir = settings.state_dir.resolve()
+    given = settings.model_fields_set
+    overrides = {"state_dir": str(state_dir)}
+    if "local_storage_dir" not in given:
+        overrides["local_storage_dir"] = str(state_dir / "storage")
+    if "work_dir" not in given:
+        overrides["work_dir"] = str(state_dir / "work")
+    if "public_base_url" not in given:
+        overrides["public_base_url"] = f"http://{_connect_host(host)}:{port}"
+    if "redis_url" not in given:
+        redis_port = free_port(preferred=EMBEDDED_REDIS_PORT)
+        overrides["redis_url"] = f"redis://127.0.0.1:{redis_port}/0"
+    return overrides
+
+
+def _connect_host(host: str) -> str:
+    """Where a local client reaches a server bound to `host`."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 (compared, not bound)
+
+
+def _redis_answers(url: str) -> bool:
+    import redis  # the composition root may import the edges; the core may not
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _api_answers(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/healthz", timeout=1.0).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _ensure_sample(settings: Settings, spec: SampleSpec, cancel: threading.Event) -> str:
+    """Put the generated sample into the library unless it is already there."""
+    from clipper.storage import open_storage
+
+    storage = open_storage(settings)
+    storage.ensure_buckets()
+    try:
+        storage.stat_source(SAMPLE_KEY)
+        return f"{SAMPLE_KEY} (already in the library)"
+    except NotFound:
+        pass
+    path = settings.state_dir / "sample" / Path(SAMPLE_KEY).name
+    generate_sample(path, spec, settings.ffmpeg_path, cancel=cancel)
+    try:
+        storage.put_source(SAMPLE_KEY, path)
+    finally:
+        path.unlink(missing_ok=True)
+    return f"{SAMPLE_KEY} (generated: {spec.seconds:g} s {spec.width}x{spec.height})"
+
+
+def _clip_request(spec: SampleSpec) -> dict[str, Any]:
+    """A clip of the sample named by SMPTE timecode (minute 0 drops no frames: ;00 is exact)."""
+    start = min(10, int(spec.seconds / 3))
+    end = min(15, start + max(1, int(spec.seconds / 6)))
+    hhmm = SAMPLE_TIMECODE[:6]
+    return {
+        "source": SAMPLE_KEY,
+        "start": f"{hhmm}{start:02d};00",
+        "end": f"{hhmm}{end:02d};00",
+        "timecode_origin": "embedded",
+        "accuracy": "exact",
+    }
+
+
+def _print_ready(
+    settings: Settings, api: str, api_key: str, sample: str, body: dict[str, Any]
+) -> None:
+    admin_key = next(iter(settings.admin_key_names), "")
+    auth = f"Authorization: Bearer {api_key}"
+    storage = f"{settings.storage} ({settings.local_storage_dir})"
+    if settings.storage == "s3":
+        storage = f"s3 ({settings.s3_endpoint})"
+    console.print("\n[bold green]Clipper is ready[/]")
+    for label, value in [
+        ("API", api),
+        ("API docs", f"{api}/docs"),
+        ("Dashboard", f"{api}/dashboard   (admin key: {admin_key})"),
+        ("Metrics", f"{api}/metrics"),
+        ("Redis", settings.redis_url),
+        ("Storage", storage),
+        ("API key", f"{api_key}   (client {settings.api_key_names.get(api_key, '?')!r})"),
+        ("Sample", sample),
+    ]:
+        console.print(f"  [bold]{label:<10}[/] {value}")
+    post = ["curl", "-s", "-X", "POST", f"{api}/v1/clips", "-H", auth]
+    post += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    console.print(f"\nMake a clip of the sample ({body['start']} to {body['end']}, exclusive):")
+    console.print(f"  {shlex.join(post)}", markup=False)
+    console.print("Poll it with the returned id until status is succeeded:")
+    console.print(f"  curl -s -H {shlex.quote(auth)} {api}/v1/clips/<id>", markup=False)
+    console.print("Download it (a 307 redirect to a signed, expiring link):")
+    console.print(
+        f"  curl -L -OJ -H {shlex.quote(auth)} {api}/v1/clips/<id>/download", markup=False
+    )
+    console.print("\nPress Ctrl-C to stop everything.")
+    ready = {"api_url": api, "api_key": api_key, "sample_key": SAMPLE_KEY, "clip_request": body}
+    print(f"{READY_MARKER} {json.dumps(ready)}", flush=True)
+
+
+def _died(child: Child) -> None:
+    code = child.process.returncode
+    console.print(f"[bold red]{child.name} exited unexpectedly (code {code}): stopping the rest[/]")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API binds.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", "worker_count", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--no-sample", is_flag=True, help="Do not put the sample video into the library.")
+@click.option("--sample-seconds", default=30.0, hidden=True, type=click.FloatRange(1, 59))
+@click.option("--sample-size", default="1280x720", hidden=True)
+@click.option("--grace-seconds", default=10.0, hidden=True, type=click.FloatRange(0))
+def up(
+    host: str,
+    port: int,
+    worker_count: int,
+    no_sample: bool,
+    sample_seconds: float,
+    sample_size: str,
+    grace_seconds: float,
+) -> None:
+    """Run the whole service on embedded defaults: Redis, the API, workers and a sample."""
+    try:
+        settings = Settings()
+        overrides = _child_overrides(settings, host, port)
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # strings, validated here
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+    if not port_is_free(host, port):
+        raise click.ClickException(f"{host}:{port} is in use: pick another with --port")
+    env = dict(os.environ) | {f"CLIPPER_{k.upper()}": v for k, v in overrides.items()}
+    width, _, height = sample_size.partition("x")
+    spec = SampleSpec(seconds=sample_seconds, width=int(width), height=int(height))
+    api = f"http://{_connect_host(host)}:{port}"
+
+    stop, cancel = threading.Event(), threading.Event()
+    sup = Supervisor(grace_seconds=grace_seconds, say=lambda m: console.print(f"[dim]{m}[/]"))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            sup.hurry.set()  # a second Ctrl-C: no more waiting
+        stop.set()
+        cancel.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    failed: Child | None = None
+    sample_result: list[str] = []
+    sampler: threading.Thread | None = None
+    try:
+        if "redis_url" in overrides:  # no CLIPPER_REDIS_URL given: run our own
+            failed = _start_redis(sup, settings, stop)
+        elif not _redis_answers(settings.redis_url):
+            raise click.ClickException(f"Redis at {settings.redis_url} does not answer")
+        if failed is None and not stop.is_set():
+            cli = [sys.executable, "-m", "clipper.cli"]
+            sup.start("api", [*cli, "api", "--host", host, "--port", str(port)], env=env)
+            for n in range(1, worker_count + 1):
+                sup.start(f"worker-{n}", [*cli, "worker"], env=env)
+
+            def sample() -> None:
+                try:
+                    sample_result.append(_ensure_sample(settings, spec, cancel))
+                except (ClipperError, OSError) as exc:
+                    sample_result.append(f"not added: {exc}")
+
+            if no_sample:
+                sample_result.append("skipped (--no-sample)")
+            else:
+                console.print("[dim]generating the sample video (first run only)…[/]")
+                sampler = threading.Thread(target=sample, name="sample", daemon=True)
+                sampler.start()
+            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+            failed = sup.wait(stop, until=lambda: _api_answers(api) or time.monotonic() > deadline)
+            if failed is None and not stop.is_set() and not _api_answers(api):
+                raise click.ClickException(f"the API did not answer at {api}/healthz")
+            failed = failed or sup.wait(stop, until=lambda: bool(sample_result))
+        if failed is None and not stop.is_set():
+            api_key = next(iter(settings.api_key_names), "")
+            _print_ready(settings, api, api_key, sample_result[0], _clip_request(spec))
+            failed = sup.wait(stop)
+        if failed is not None:
+            _died(failed)
+    finally:
+        cancel.set()
+        sup.stop_all()
+        if sampler is not None:
+            sampler.join(timeout=grace_seconds)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    console.print("[bold]Clipper stopped.[/]")
+    if failed is not None:
+        sys.exit(1)
+
+
+def _start_redis(sup: Supervisor, settings: Settings, stop: threading.Event) -> Child | None:
+    """Start the private Redis and wait for it; returns the child if it died instead."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise click.ClickException(
+            "redis-server is not installed: run `sudo bash scripts/install-system-deps.sh` "
+            "or set CLIPPER_REDIS_URL to an existing Redis"
+        )
+    port = int(settings.redis_url.rsplit(":", 1)[1].split("/", 1)[0])
+    data_dir = settings.state_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = redis_server_argv(data_dir, port, server)
+    sup.start("redis", argv, tier=0, log_path=settings.state_dir / "logs" / "redis.log")
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    dead = sup.wait(
+        stop, until=lambda: _redis_answers(settings.redis_url) or time.monotonic() > deadline
+    )
+    if dead is None and not stop.is_set() and not _redis_answers(settings.redis_url):
+        raise click.ClickException(f"the private Redis did not answer on port {port}")
+    return dead
+
+
+COMMANDS: list[click.Command] = [up]

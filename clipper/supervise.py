@@ -1,0 +1,191 @@
+"""A small process supervisor for `clipper up`: start children, watch them, stop them all.
+
+Every child runs in its own session (so a terminal Ctrl-C reaches only the supervisor, which
+then stops the children in order: workers and API first, Redis last) and gets
+PR_SET_PDEATHSIG=SIGKILL (so even a `kill -9` of the supervisor leaves no orphan).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+#: Seconds a child gets between SIGTERM and SIGKILL (an RQ worker finishes its job meanwhile).
+DEFAULT_GRACE_SECONDS = 10.0
+
+#: How often the supervisor looks at its children.
+POLL_INTERVAL_SECONDS = 0.2
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the forked child before exec: SIGKILL this process when the supervisor dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class Child:
+    """One supervised process; `tier` orders the shutdown (highest tier stops first)."""
+
+    name: str
+    argv: list[str]
+    tier: int
+    process: subprocess.Popen[bytes]
+    log: IO[bytes] | None = None
+    stopping: bool = False
+
+    @property
+    def pid(self) -> int:
+        """The child's process id (also its process group id)."""
+        return self.process.pid
+
+
+@dataclass
+class Supervisor:
+    """Starts children, reports the first unexpected exit and stops everything on request."""
+
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    say: Callable[[str], None] = print
+    children: list[Child] = field(default_factory=list)
+    #: Set by a second Ctrl-C: skip the grace period and kill at once.
+    hurry: threading.Event = field(default_factory=threading.Event)
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        tier: int = 1,
+        log_path: Path | None = None,
+    ) -> Child:
+        """Start `argv` as child `name`; output goes to `log_path`, or to our own stdout/stderr."""
+        log: IO[bytes] | None = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = log_path.open("ab")
+        try:
+            process = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT if log is not None else None,
+                start_new_session=True,
+                # preexec_fn is unsafe with threads running: start children before any thread.
+                preexec_fn=_die_with_parent,
+            )
+        except OSError:
+            if log is not None:
+                log.close()
+            raise
+        child = Child(name=name, argv=argv, tier=tier, process=process, log=log)
+        self.children.append(child)
+        return child
+
+    def exited(self) -> Child | None:
+        """The first child that exited although nobody asked it to, if any."""
+        for child in self.children:
+            if not child.stopping and child.process.poll() is not None:
+                return child
+        return None
+
+    def wait(self, stop: threading.Event, until: Callable[[], bool] | None = None) -> Child | None:
+        """Block until `stop` is set, `until()` is true, or a child dies (then return it)."""
+        while not stop.is_set():
+            dead = self.exited()
+            if dead is not None:
+                return dead
+            if until is not None and until():
+                return None
+            stop.wait(POLL_INTERVAL_SECONDS)
+        return None
+
+    def stop_all(self) -> None:
+        """Stop every child, highest tier first: SIGTERM, wait the grace period, then SIGKILL."""
+        for tier in sorted({c.tier for c in self.children}, reverse=True):
+            group = [c for c in self.children if c.tier == tier]
+            for child in group:
+                self._terminate(child)
+            deadline = time.monotonic() + self.grace_seconds
+            for child in group:
+                self._wait_or_kill(child, deadline)
+        for child in self.children:
+            if child.log is not None:
+                child.log.close()
+
+    def _terminate(self, child: Child) -> None:
+        child.stopping = True
+        if child.process.poll() is None:
+            self.say(f"stopping {child.name} (pid {child.pid})")
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+
+    def _wait_or_kill(self, child: Child, deadline: float) -> None:
+        while child.process.poll() is None and time.monotonic() < deadline:
+            if self.hurry.is_set():
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=POLL_INTERVAL_SECONDS)
+        if child.process.poll() is None:
+            self.say(f"{child.name} did not stop in time: killing it")
+        # Kill the whole group even after a clean exit: an RQ work-horse or an FFmpeg the
+        # child started may still be in it. The group id stays reserved while members live.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.process.wait()
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port and we may bind it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
+    """`preferred` if it is free, otherwise a port the kernel picks."""
+    if preferred is not None and port_is_free(host, preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def redis_server_argv(data_dir: Path, port: int, redis_server: str = "redis-server") -> list[str]:
+    """A private, persistent redis-server: AOF on, never evicts (evicting would lose jobs)."""
+    return [
+        redis_server,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--maxmemory-policy",
+        "noeviction",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        "",  # log to stdout, which the supervisor sends to a file
+    ]
