@@ -22,13 +22,14 @@ DEVELOPMENT_S3_SECRET = "minioadmin"  # noqa: S105 (refused in production)
 def _parse_keys(raw: str) -> dict[str, str]:
     """`name:secret,name2:secret2` → {secret: name}."""
     keys: dict[str, str] = {}
-    for item in raw.split(","):
+    for position, item in enumerate(raw.split(","), start=1):
         item = item.strip()
         if not item:
             continue
         name, sep, secret = item.partition(":")
         if not sep or not name or not secret:
-            raise ValueError(f"expected name:secret, got {item.split(':', 1)[0]!r}:…")
+            # Name the position, not the text: the text may be a secret and errors get logged.
+            raise ValueError(f"expected name:secret, item {position} is malformed")
         keys[secret] = name
     return keys
 
@@ -36,7 +37,9 @@ def _parse_keys(raw: str) -> dict[str, str]:
 class Settings(BaseSettings):
     """Every setting Clipper reads; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="CLIPPER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CLIPPER_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     state_dir: Path = Path("var")
