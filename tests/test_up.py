@@ -1,0 +1,215 @@
+"""`clipper up` for real: private Redis, API, worker, sample; the printed curl works; Ctrl-C
+leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clipper.supervise import free_port
+
+pytestmark = pytest.mark.slow
+
+READY = "clipper-up ready "
+STARTUP_SECONDS = 180.0
+
+
+@dataclass
+class Up:
+    """A running `clipper up` and everything it printed so far."""
+
+    process: subprocess.Popen[str]
+    state_dir: Path
+    lines: list[str] = field(default_factory=list)
+    fresh: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            self.fresh.put(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.fresh.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.poll() is not None and self.fresh.empty():
+                    break
+                continue
+            if line.strip().startswith(prefix):
+                return line.strip()
+        pytest.fail(f"no line starting {prefix!r}; output:\n" + "\n".join(self.lines[-60:]))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _start(state_dir: Path, *args: str) -> Up:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
+    env |= {"CLIPPER_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "clipper.cli", "up", "--port", str(free_port()), *args]
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    up = Up(process=process, state_dir=state_dir)
+    threading.Thread(target=up.read, daemon=True).start()
+    return up
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Up]:
+    up = _start(tmp_path / "state", "--sample-seconds", "6", "--sample-size", "320x180")
+    yield up
+    if up.process.poll() is None:  # a failed test: do not leave the service running
+        up.process.send_signal(signal.SIGINT)
+        try:
+            up.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            up.process.kill()
+    for pid in _processes_of(up):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _processes_of(up: Up) -> dict[int, str]:
+    """Live processes that belong to this run: descendants of `up`, or naming its state dir."""
+    marker = str(up.state_dir).encode()
+    found: dict[int, str] = {}
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        state = stat.rsplit(")", 1)[1].split()
+        if state[0] in ("Z", "X"):
+            continue  # dead, only waiting for its parent to read the exit code
+        pid = int(entry.name)
+        parents[pid] = int(state[1])
+        if pid != up.process.pid and (marker in cmdline or marker in environ):
+            found[pid] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    for pid in parents:
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1:
+            if ancestor == up.process.pid:
+                found.setdefault(pid, Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "))
+                break
+            ancestor = parents.get(ancestor, 0)
+    return found
+
+
+def _wait_gone(up: Up, timeout: float = 15.0) -> dict[int, str]:
+    deadline = time.monotonic() + timeout
+    left = _processes_of(up)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = _processes_of(up)
+    return left
+
+
+def _printed_curl(up: Up, prefix: str) -> list[str]:
+    line = next(ln.strip() for ln in up.lines if ln.strip().startswith(prefix))
+    return shlex.split(line)
+
+
+def _ffprobe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_path: Path) -> None:
+    ready = json.loads(running.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
+    api, key = ready["api_url"], ready["api_key"]
+    auth = {"Authorization": f"Bearer {key}"}
+
+    children = _processes_of(running)
+    commands = " | ".join(children.values())
+    assert "redis-server" in commands and " api " in commands and " worker" in commands, commands
+    assert (running.state_dir / "redis" / "appendonlydir").is_dir()  # AOF on, in our state dir
+
+    # The printed example, run as a user would paste it.
+    post = subprocess.run(
+        _printed_curl(running, "curl -s -X POST"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    clip = json.loads(post.stdout)
+    assert clip["status"] in ("queued", "running", "succeeded"), clip
+    deadline = time.monotonic() + 120
+    while clip["status"] not in ("succeeded", "failed", "canceled") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        clip = httpx.get(f"{api}/v1/clips/{clip['id']}", headers=auth, timeout=10).json()
+    assert clip["status"] == "succeeded", clip
+
+    # The printed download command (307 to a signed link), with the id filled in.
+    download = _printed_curl(running, "curl -L -OJ")
+    download[-1] = download[-1].replace("<id>", clip["id"])
+    subprocess.run(download, cwd=tmp_path, check=True, timeout=60, capture_output=True)
+    (clip_file,) = [p for p in tmp_path.iterdir() if p.is_file()]
+    probe = _ffprobe(clip_file)
+    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    # 01:00:02;00 to 01:00:03;00 exclusive at 30000/1001: frames 60..89 of the sample.
+    assert int(video["nb_read_frames"]) == 30
+    assert video["r_frame_rate"] == "30000/1001"
+    assert any(s["codec_type"] == "audio" for s in probe["streams"])
+
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(timeout=60) == 0, running.output()[-3000:]
+    assert _wait_gone(running) == {}
+    assert "Clipper stopped." in running.output()
+
+
+def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
+    up = _start(tmp_path / "state", "--no-sample")
+    try:
+        up.wait_for(READY, STARTUP_SECONDS)
+        workers = [
+            pid for pid, cmd in _processes_of(up).items() if cmd.rstrip().endswith(" worker")
+        ]
+        assert len(workers) == 1, _processes_of(up)
+        os.kill(workers[0], signal.SIGKILL)
+        assert up.process.wait(timeout=60) == 1
+        assert "worker-1 exited unexpectedly" in up.output()
+        assert _wait_gone(up) == {}
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        for pid in _processes_of(up):
+            os.kill(pid, signal.SIGKILL)
