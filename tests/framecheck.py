@@ -1,0 +1,360 @@
+"""Independent ground truth for judging clips: what the source's own frames say.
+
+Nothing here imports `clipper`: expected frames are computed from timestamps that ffprobe
+reads from the source, so a bug in the engine or in clipper.timecode cannot hide itself.
+Results are cached per (path, size, mtime) because tests ask about the same source often.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from bisect import bisect_left
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+_TIMEOUT_S = 120
+
+
+def _file_arg(path: Path | str) -> str:
+    """Prefix local paths with `file:` so a name starting with '-' is never an option."""
+    return f"file:{Path(path).resolve()}"
+
+
+def _key(path: Path | str) -> tuple[str, int, int]:
+    """Cache key that changes when the file is rewritten."""
+    st = Path(path).stat()
+    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def ffprobe_json(path: Path | str, *args: str) -> dict[str, Any]:
+    """Run ffprobe with JSON output and return the parsed document."""
+    cmd = [FFPROBE, "-v", "error", "-of", "json", *args, _file_arg(path)]
+    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Decoded video frames of stream v:0, in presentation (output) order."""
+
+    timestamps: tuple[Fraction, ...]  # seconds, pts x time_base, absolute (not shifted to 0)
+    keyframes: tuple[int, ...]  # indices of frames the decoder flagged key_frame=1
+    pict_types: tuple[str, ...]
+    time_base: Fraction
+    width: int
+    height: int
+
+    @property
+    def count(self) -> int:
+        """Number of decoded frames."""
+        return len(self.timestamps)
+
+    def relative(self) -> list[Fraction]:
+        """Timestamps shifted so the first decoded frame is at 0 s."""
+        t0 = self.timestamps[0]
+        return [t - t0 for t in self.timestamps]
+
+
+@lru_cache(maxsize=256)
+def _video_frames(key: tuple[str, int, int]) -> VideoFrames:
+    path = key[0]
+    stream = ffprobe_json(
+        path, "-select_streams", "v:0", "-show_entries", "stream=time_base,width,height"
+    )["streams"][0]
+    tb = Fraction(stream["time_base"])
+    frames = ffprobe_json(
+        path,
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "frame=best_effort_timestamp,pts,key_frame,pict_type",
+        "-show_frames",
+    )["frames"]
+    stamps: list[Fraction] = []
+    keys: list[int] = []
+    types: list[str] = []
+    for i, fr in enumerate(frames):
+        pts = fr.get("best_effort_timestamp", fr.get("pts"))
+        if pts is None:
+            raise AssertionError(f"{path}: frame {i} has no timestamp")
+        stamps.append(int(pts) * tb)
+        types.append(str(fr.get("pict_type", "?")))
+        if int(fr.get("key_frame", 0)) == 1:
+            keys.append(i)
+    return VideoFrames(
+        tuple(stamps), tuple(keys), tuple(types), tb, int(stream["width"]), int(stream["height"])
+    )
+
+
+def video_frames(path: Path | str) -> VideoFrames:
+    """Timestamps, keyframe flags and size of the decoded video frames (cached)."""
+    return _video_frames(_key(path))
+
+
+def frame_timestamps(path: Path | str) -> list[Fraction]:
+    """Decoded video frames' presentation times in seconds, in presentation order."""
+    return list(video_frames(path).timestamps)
+
+
+def as_fraction(seconds: Fraction | float | int | str) -> Fraction:
+    """Exact value of a time as a person wrote it: 0.4 means 2/5, not the nearest double."""
+    if isinstance(seconds, float):
+        return Fraction(repr(seconds))
+    return Fraction(seconds)
+
+
+def expected_range(
+    timestamps: list[Fraction],
+    start_s: Fraction | float | str | None,
+    end_s: Fraction | float | str | None,
+    *,
+    origin: Fraction | None = None,
+) -> tuple[int, int]:
+    """Frames [first, end) selected by the product rule.
+
+    A time selects the first frame whose timestamp is at or after it; `end` is exclusive, so
+    the last frame is the last one before `end` (FFmpeg's `trim` rule). Times count from
+    `origin` (default: the first frame's timestamp). `None` means the start / the end.
+    """
+    t0 = timestamps[0] if origin is None else origin
+    rel = sorted(t - t0 for t in timestamps)
+    first = 0 if start_s is None else bisect_left(rel, as_fraction(start_s))
+    end = len(rel) if end_s is None else bisect_left(rel, as_fraction(end_s))
+    return first, end
+
+
+def smpte_frame_number(label: str, rate: Fraction) -> int:
+    """Frames counted from 00:00:00:00 to an SMPTE label; ';' means drop-frame counting.
+
+    Written independently of clipper.timecode: drop-frame skips labels ;00 and ;01 (;00-;03 at
+    59.94) at the start of every minute except minutes divisible by ten.
+    """
+    m = re.fullmatch(r"(\d{2}):(\d{2}):(\d{2})([:;.])(\d{2})", label)
+    if not m:
+        raise ValueError(f"not an SMPTE label: {label!r}")
+    hh, mm, ss, sep, ff = (int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5]))
+    nominal = round(rate)
+    count = ((hh * 60 + mm) * 60 + ss) * nominal + ff
+    if sep == ";":
+        if rate not in (Fraction(30000, 1001), Fraction(60000, 1001)):
+            raise ValueError("drop-frame only exists at 29.97 and 59.94")
+        drop = 2 if nominal == 30 else 4
+        minutes = hh * 60 + mm
+        count -= drop * (minutes - minutes // 10)
+    return count
+
+
+def smpte_label(frame_number: int, rate: Fraction, drop: bool) -> str:
+    """SMPTE label of a frame count since 00:00:00:00 (inverse of smpte_frame_number)."""
+    nominal = round(rate)
+    if drop:
+        d = 2 if nominal == 30 else 4
+        per_10min = nominal * 600 - d * 9
+        per_min = nominal * 60 - d
+        tens, rem = divmod(frame_number, per_10min)
+        extra = 0 if rem < d else d * ((rem - d) // per_min)
+        frame_number += d * 9 * tens + extra
+    ff = frame_number % nominal
+    s = frame_number // nominal
+    sep = ";" if drop else ":"
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{sep}{ff:02d}"
+
+
+@lru_cache(maxsize=64)
+def _hashes(key: tuple[str, int, int]) -> tuple[str, ...]:
+    cmd = [
+        FFMPEG,
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        _file_arg(key[0]),
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "framemd5",
+        "-",
+    ]
+    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+    hashes = []
+    for line in out.stdout.decode().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        hashes.append(line.rsplit(",", 1)[1].strip())
+    return tuple(hashes)
+
+
+def decoded_frame_hashes(path: Path | str) -> list[str]:
+    """MD5 of every decoded video frame (framemd5), in output order: equal means bit-identical."""
+    return list(_hashes(_key(path)))
+
+
+@lru_cache(maxsize=32)
+def _gray(key: tuple[str, int, int]) -> NDArray[np.uint8]:
+    vf = video_frames(key[0])
+    cmd = [
+        FFMPEG,
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        _file_arg(key[0]),
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-pix_fmt",
+        "gray",
+        "-f",
+        "rawvideo",
+        "-",
+    ]
+    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+    size = vf.width * vf.height
+    if len(out.stdout) % size:
+        raise AssertionError(f"{key[0]}: raw output is not whole frames")
+    arr = np.frombuffer(out.stdout, dtype=np.uint8).reshape(-1, vf.height, vf.width)
+    arr.setflags(write=False)
+    return arr
+
+
+def gray_frames(path: Path | str) -> NDArray[np.uint8]:
+    """All decoded video frames as 8-bit luma, shape (frames, height, width) (cached)."""
+    return _gray(_key(path))
+
+
+def psnr(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
+    """PSNR in dB of two 8-bit images; inf when identical."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.int32) - b.astype(np.int32)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def frame_psnr(a_path: Path | str, a_index: int, b_path: Path | str, b_index: int) -> float:
+    """PSNR between frame a_index of one file and frame b_index of another (luma)."""
+    return psnr(gray_frames(a_path)[a_index], gray_frames(b_path)[b_index])
+
+
+def best_match(
+    out_frame: NDArray[np.uint8], src: NDArray[np.uint8], around: int, radius: int = 2
+) -> tuple[int, float, float]:
+    """Source frame nearest `around` that matches best: (index, its PSNR, best neighbour's)."""
+    lo, hi = max(0, around - radius), min(len(src), around + radius + 1)
+    scores = sorted(((psnr(out_frame, src[i]), i) for i in range(lo, hi)), reverse=True)
+    runner_up = scores[1][0] if len(scores) > 1 else -math.inf
+    return scores[0][1], scores[0][0], runner_up
+
+
+def decode_errors(path: Path | str) -> str:
+    """What a strict full decode prints (`-v error -xerror`); empty means clean."""
+    cmd = [FFMPEG, "-nostdin", "-v", "error", "-xerror", "-i", _file_arg(path), "-f", "null", "-"]
+    out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+    text = out.stderr.decode(errors="replace").strip()
+    if out.returncode != 0 and not text:
+        text = f"ffmpeg exited with {out.returncode}"
+    return text
+
+
+@dataclass(frozen=True)
+class StreamDurations:
+    """Decoded extent of the first video and audio streams, in seconds."""
+
+    video_start_s: Fraction
+    video_s: Fraction  # last frame end - first frame start
+    audio_start_s: Fraction | None
+    audio_s: Fraction | None  # decoded samples / sample rate
+    audio_frame_s: Fraction | None  # longest decoded audio frame
+
+
+def stream_durations(path: Path | str) -> StreamDurations:
+    """Video and audio durations as a decoder sees them (frames and samples actually output)."""
+    vf = video_frames(path)
+    ts = vf.timestamps
+    step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else _frame_duration(path)
+    video_s = ts[-1] - ts[0] + step
+    info = ffprobe_json(
+        path, "-select_streams", "a:0", "-show_entries", "stream=time_base,sample_rate"
+    )["streams"]
+    if not info:
+        return StreamDurations(ts[0], video_s, None, None, None)
+    rate = int(info[0]["sample_rate"])
+    atb = Fraction(info[0]["time_base"])
+    frames = ffprobe_json(
+        path,
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "frame=best_effort_timestamp,nb_samples",
+        "-show_frames",
+    )["frames"]
+    samples = [int(f["nb_samples"]) for f in frames]
+    start = int(frames[0]["best_effort_timestamp"]) * atb if frames else None
+    return StreamDurations(
+        ts[0], video_s, start, Fraction(sum(samples), rate), Fraction(max(samples, default=0), rate)
+    )
+
+
+def _frame_duration(path: Path | str) -> Fraction:
+    stream = ffprobe_json(
+        path, "-select_streams", "v:0", "-show_entries", "stream=avg_frame_rate,r_frame_rate"
+    )["streams"][0]
+    rate = Fraction(stream["avg_frame_rate"]) or Fraction(stream["r_frame_rate"])
+    return 1 / rate
+
+
+def container_format(path: Path | str) -> str:
+    """ffprobe's format_name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2', 'matroska,webm', 'mpegts'."""
+    return str(ffprobe_json(path, "-show_entries", "format=format_name")["format"]["format_name"])
+
+
+def stream_codecs(path: Path | str) -> dict[str, str]:
+    """codec_type -> codec_name of the first stream of each type."""
+    out: dict[str, str] = {}
+    for s in ffprobe_json(path, "-show_entries", "stream=codec_type,codec_name")["streams"]:
+        out.setdefault(str(s.get("codec_type")), str(s.get("codec_name")))
+    return out
+
+
+def hevc_nal_types(path: Path | str) -> dict[str, int]:
+    """Count of each HEVC NAL unit type in v:0 (via trace_headers), e.g. {'CRA_NUT': 3}."""
+    cmd = [
+        FFMPEG,
+        "-nostdin",
+        "-v",
+        "trace",
+        "-i",
+        _file_arg(path),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-bsf:v",
+        "trace_headers",
+        "-f",
+        "null",
+        "-",
+    ]
+    out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+    counts: dict[str, int] = {}
+    for line in out.stderr.decode(errors="replace").splitlines():
+        if "trace_headers" not in line:
+            continue
+        m = re.search(r"nal_unit_type: \d+\((\w+)\)", line)
+        if m:
+            counts[m[1]] = counts.get(m[1], 0) + 1
+    return counts
