@@ -1,0 +1,70 @@
+"""The accepted request body (plain JSON) ↔ the engine's `CutSpec`, and content hashing.
+
+The API stores the request as JSON in the clip record; the worker rebuilds the same
+`CutSpec` from it, so both sides resolve exactly the same frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
+
+
+def spec_from_request(request: dict[str, Any]) -> CutSpec:
+    """Build the CutSpec for a request body (start/end, or segments, or neither = full video)."""
+    raw_segments = request.get("segments")
+    if raw_segments:
+        segments = tuple(Segment(start=s.get("start"), end=s.get("end")) for s in raw_segments)
+    else:
+        segments = (Segment(start=request.get("start"), end=request.get("end")),)
+    return CutSpec(
+        segments=segments,
+        accuracy=Accuracy(request.get("accuracy") or Accuracy.EXACT),
+        preset=Preset(request.get("preset") or Preset.ORIGINAL),
+        timecode_origin=TimecodeOrigin(request.get("timecode_origin") or TimecodeOrigin.EMBEDDED),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Frame ranges (dataclass, pydantic model, tuple …) as plain JSON data for hashing."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return _plain(dump(mode="json"))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def content_hash(*, source_key: str, source_etag: str, ranges: Sequence[Any], spec: CutSpec) -> str:
+    """sha256 naming the clip's bytes: same source version, frames, accuracy and preset."""
+    payload = {
+        "v": 1,
+        "source": source_key,
+        "etag": source_etag,
+        "ranges": _plain(list(ranges)),
+        "accuracy": spec.accuracy.value,
+        "preset": spec.preset.value,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def join_hash(content: str, *, filename: str, callback_url: str) -> str:
+    """sha256 naming one owner's request: the content plus what differs per request."""
+    payload = {"content": content, "filename": filename, "callback_url": callback_url}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def body_hash(body: dict[str, Any]) -> str:
+    """sha256 of a request body, key order ignored (for Idempotency-Key comparison)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

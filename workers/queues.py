@@ -1,0 +1,93 @@
+"""Redis connections, queue names and how a clip becomes an RQ job.
+
+Queues are served in the order of `QUEUE_NAMES` (interactive first). Jobs use RQ's JSON
+serializer and carry only the clip id: everything else is read from the clip record, so a
+job id (= clip id) is never reused for a different payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from clipper.settings import Settings
+
+QUEUE_NAMES: tuple[str, ...] = ("interactive", "default", "bulk")
+DEFAULT_QUEUE = "default"
+
+#: Redis socket timeouts: an unreachable Redis must turn into a quick 503, not a hang.
+REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
+REDIS_CONNECT_TIMEOUT_SECONDS = 1.0
+
+#: Fixed part of a job's timeout (start-up, probe, upload).
+JOB_TIMEOUT_BASE_SECONDS = 120
+#: Extra seconds of job time per second of clip: copy-based cuts are far faster than real
+#: time; a transcode on 2 cores may run near real time at 1080p, hence the larger factor.
+JOB_SECONDS_PER_CLIP_SECOND_COPY = 1.0
+JOB_SECONDS_PER_CLIP_SECOND_TRANSCODE = 4.0
+
+#: Back-off between retries of transient failures (storage or network trouble).
+RETRY_INTERVALS_SECONDS = (5, 30, 120)
+
+#: Keep RQ's own job data for a day; the clip record is what clients read.
+JOB_RESULT_TTL_SECONDS = 24 * 3600
+JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def redis_connection(settings: Settings) -> Redis:
+    """A Redis client with short timeouts, so an outage fails fast."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        health_check_interval=30,
+    )
+
+
+def get_queue(name: str, connection: Redis) -> Queue:
+    """One of Clipper's queues, with the JSON serializer."""
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; expected one of {', '.join(QUEUE_NAMES)}")
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def get_queues(names: Sequence[str], connection: Redis) -> list[Queue]:
+    """Queues in the order given (the order a worker serves them in)."""
+    return [get_queue(name, connection) for name in names]
+
+
+def job_timeout_seconds(clip_seconds: float, *, transcode: bool) -> int:
+    """RQ job timeout for a clip of this length: RQ's 180 s default would kill long clips."""
+    factor = (
+        JOB_SECONDS_PER_CLIP_SECOND_TRANSCODE if transcode else JOB_SECONDS_PER_CLIP_SECOND_COPY
+    )
+    return int(JOB_TIMEOUT_BASE_SECONDS + factor * max(clip_seconds, 0.0))
+
+
+def enqueue_clip(connection: Redis, clip_id: str, *, queue_name: str, timeout_seconds: int) -> Job:
+    """Queue the clip job; the RQ job id is the clip id."""
+    queue = get_queue(queue_name, connection)
+    return queue.enqueue(
+        "workers.jobs.run_clip",
+        clip_id,
+        job_id=clip_id,
+        job_timeout=timeout_seconds,
+        result_ttl=JOB_RESULT_TTL_SECONDS,
+        failure_ttl=JOB_FAILURE_TTL_SECONDS,
+        retry=Retry(max=len(RETRY_INTERVALS_SECONDS), interval=list(RETRY_INTERVALS_SECONDS)),
+        description=f"clip {clip_id}",
+    )
+
+
+def fetch_job(connection: Redis, job_id: str) -> Job | None:
+    """The RQ job, or None when RQ no longer has it."""
+    from rq.exceptions import NoSuchJobError
+
+    try:
+        return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None

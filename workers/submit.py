@@ -1,0 +1,274 @@
+"""Turning an accepted request into a clip: validation against the source, dedup, enqueue.
+
+Dedup works at two levels:
+
+- **Bytes** (`content_hash` = sha256 of source key, source ETag, exact frame ranges,
+  accuracy, preset) name the stored object `clips/<hash><ext>`. The object is shared by every
+  client; a request whose object already exists gets a `succeeded` clip at once (200).
+- **Requests** (`join_hash` = content + filename + callback_url) are per owner: an identical
+  request from the same API key while one is queued or running joins it (same clip id, 202);
+  once it succeeded, the same clip comes back (200). Another key never sees that clip id —
+  it gets its own clip (a new id) that points at the shared object, so clips stay private
+  while the bytes are cut once. The join is a `SET NX` (or a Lua compare-and-set replacing a
+  failed/canceled clip), so concurrent identical requests cannot create two jobs.
+
+`Idempotency-Key`: same key + same body → the first answer's status code and the same clip;
+same key + different body → 422.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from clipper.engine import EngineConfig, MediaInfo
+from redis import Redis
+
+from clipper import engine
+from clipper.errors import BadRequest, NotFound, UnsafeInput
+from clipper.plan import FrameRange
+from clipper.settings import Settings
+from clipper.spec import Preset
+from clipper.storage import Storage, validate_key
+from workers import keys, records
+from workers.clipspec import body_hash, content_hash, join_hash, spec_from_request
+from workers.probe_cache import cached_probe
+from workers.queues import DEFAULT_QUEUE, enqueue_clip, job_timeout_seconds
+from workers.records import ClipRecord
+from workers.webhooks import enqueue_delivery, validate_callback_url
+
+MAX_FILENAME_LENGTH = 200
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
+
+# Replace the join mapping only if it still points at the clip we found stale.
+_COMPARE_AND_SET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+
+class IdempotencyConflict(BadRequest):
+    """The Idempotency-Key was used before with a different body."""
+
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome: HTTP status (200 done / 202 queued) and the clip record."""
+
+    status_code: int
+    record: ClipRecord
+
+
+def validate_filename(filename: str) -> str:
+    """Refuse download names that could inject headers or paths."""
+    if not filename.strip() or len(filename) > MAX_FILENAME_LENGTH:
+        raise UnsafeInput(f"filename must be 1..{MAX_FILENAME_LENGTH} characters", field="filename")
+    if _UNSAFE_FILENAME.search(filename) or filename in (".", ".."):
+        raise UnsafeInput(
+            "filename must not contain control characters, quotes or slashes", field="filename"
+        )
+    return filename
+
+
+def ranges_seconds(ranges: list[FrameRange], media: MediaInfo) -> float:
+    """Total length of the resolved frame ranges in seconds."""
+    frames = sum(r.end - r.start for r in ranges)
+    return float(Fraction(frames) / media.frame_rate)
+
+
+def default_filename(source_key: str, request: dict[str, Any], ext: str) -> str:
+    """`<source stem>_<start>-<end><ext>`, or the source's own name for a full video."""
+    stem, source_ext = posixpath.splitext(posixpath.basename(source_key))
+    start, end = request.get("start"), request.get("end")
+    if request.get("segments"):
+        suffix = f"_{len(request['segments'])}segments"
+    elif start is None and end is None:
+        suffix = ""
+    else:
+        suffix = f"_{start or 0}-{end or 'end'}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{stem}{suffix}").strip("_") or "clip"
+    return name[: MAX_FILENAME_LENGTH - len(ext or source_ext)] + (ext or source_ext)
+
+
+def submit_clip(
+    *,
+    conn: Redis,
+    storage: Storage,
+    settings: Settings,
+    owner: str,
+    body: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Validate, dedup and (when needed) enqueue one clip request."""
+    idem_key = keys.idempotency(owner, idempotency_key) if idempotency_key else None
+    digest = body_hash(body)
+    if idem_key:
+        remembered = _remembered(conn, idem_key, digest)
+        if remembered:
+            return remembered
+    submission = _submit(conn, storage, settings, owner, body)
+    if idem_key:
+        entry = {"body_sha256": digest, "status_code": submission.status_code}
+        entry["clip_id"] = submission.record.id  # type: ignore[assignment]
+        if not conn.set(idem_key, json.dumps(entry), nx=True, ex=keys.IDEMPOTENCY_TTL_SECONDS):
+            return _remembered(conn, idem_key, digest) or submission
+    return submission
+
+
+def _remembered(conn: Redis, idem_key: str, digest: str) -> Submission | None:
+    raw = conn.get(idem_key)
+    if not raw:
+        return None
+    entry = json.loads(raw)  # type: ignore[arg-type]
+    if entry["body_sha256"] != digest:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body",
+            field="Idempotency-Key",
+        )
+    record = records.load(conn, entry["clip_id"])
+    return Submission(int(entry["status_code"]), record) if record else None
+
+
+def _submit(
+    conn: Redis, storage: Storage, settings: Settings, owner: str, body: dict[str, Any]
+) -> Submission:
+    try:
+        source_key = validate_key(body["source"])
+    except UnsafeInput as exc:
+        raise UnsafeInput(exc.message, field="source") from exc
+    if body.get("filename") is not None:
+        validate_filename(body["filename"])
+    callback_url = body.get("callback_url") or ""
+    if callback_url:
+        validate_callback_url(callback_url, allow_private=settings.webhook_allow_private)
+    spec = spec_from_request(body)
+    try:
+        info = storage.stat_source(source_key)
+    except NotFound as exc:
+        raise NotFound(f"no source with key {source_key!r}", field="source") from exc
+    config = EngineConfig.from_settings(settings)
+    media = cached_probe(conn, storage, source_key, info.etag, config=config)
+
+    if spec.is_full_video and spec.preset == Preset.ORIGINAL:
+        chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
+        filename = body.get("filename") or default_filename(source_key, body, "")
+        record = ClipRecord(
+            id=records.new_clip_id(),
+            owner=owner,
+            status="succeeded",
+            kind="source",
+            request=body,
+            source_key=source_key,
+            source_etag=info.etag,
+            bucket="sources",
+            object_key=source_key,
+            filename=filename,
+            content_hash=chash,
+            callback_url=callback_url,
+            result={"size_bytes": info.size_bytes, "duration_seconds": media.duration_seconds},
+            finished_at=records.now_iso(),
+        )
+        jhash = join_hash(chash, filename=filename, callback_url=callback_url)
+        return _claim(conn, storage, record, jhash)
+
+    ranges = list(engine.resolve_ranges(media, spec))
+    clip_seconds = ranges_seconds(ranges, media)
+    if clip_seconds > settings.max_clip_seconds:
+        field = "segments" if body.get("segments") else "end"
+        raise BadRequest(
+            f"the clip is {clip_seconds:.3f} s long; the limit is {settings.max_clip_seconds:g} s",
+            field=field,
+        )
+    ext = engine.output_extension(media, spec.preset)
+    chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=ranges, spec=spec)
+    filename = body.get("filename") or default_filename(source_key, body, ext)
+    record = ClipRecord(
+        id=records.new_clip_id(),
+        owner=owner,
+        status="queued",
+        kind="clip",
+        request=body,
+        source_key=source_key,
+        source_etag=info.etag,
+        bucket="clips",
+        object_key=f"{chash[:2]}/{chash}{ext}",
+        filename=filename,
+        content_hash=chash,
+        callback_url=callback_url,
+        queue=body.get("priority") or DEFAULT_QUEUE,
+        clip_seconds=clip_seconds,
+        timeout_seconds=job_timeout_seconds(clip_seconds, transcode=spec.preset != Preset.ORIGINAL),
+        progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
+    )
+    known = conn.get(keys.content(chash))
+    if known and storage.stat_clip(record.object_key) is not None:
+        # The bytes exist already (cut for this or another client): done at once.
+        record.status = "succeeded"
+        record.result = json.loads(known)  # type: ignore[arg-type]
+        record.finished_at = records.now_iso()
+    jhash = join_hash(chash, filename=filename, callback_url=callback_url)
+    return _claim(conn, storage, record, jhash)
+
+
+def _claim(conn: Redis, storage: Storage, record: ClipRecord, jhash: str) -> Submission:
+    """Make `record` the owner's clip for this request, or return the one already there."""
+    join_key = keys.join(record.owner, jhash)
+    records.save(conn, record)  # before the join key, so a joiner always finds a record
+    for _ in range(5):
+        if conn.set(join_key, record.id, nx=True, ex=keys.RECORD_TTL_SECONDS):
+            return _publish(conn, record)
+        existing_id = conn.get(join_key)
+        if existing_id is None:
+            continue
+        existing = records.load(conn, existing_id.decode())  # type: ignore[union-attr]
+        if existing is not None and _still_good(storage, existing):
+            conn.delete(keys.clip(record.id))
+            return Submission(200 if existing.status == "succeeded" else 202, existing)
+        replaced = conn.eval(  # type: ignore[no-untyped-call]
+            _COMPARE_AND_SET, 1, join_key, existing_id, record.id, keys.RECORD_TTL_SECONDS
+        )
+        if replaced:
+            return _publish(conn, record)
+    raise BadRequest("too many concurrent identical requests; retry", field="source")
+
+
+def _still_good(storage: Storage, record: ClipRecord) -> bool:
+    if record.status in records.ACTIVE:
+        return True
+    if record.status != "succeeded":
+        return False  # failed or canceled: a new request deserves a new try
+    if record.kind == "source":
+        return True
+    return storage.stat_clip(record.object_key) is not None
+
+
+def _publish(conn: Redis, record: ClipRecord) -> Submission:
+    """Enqueue the job for a new queued clip (or fire the webhook of an instant success)."""
+    if record.status == "succeeded":
+        if record.callback_url:
+            enqueue_delivery(conn, record.id, "clip.succeeded")
+        return Submission(200, record)
+    try:
+        enqueue_clip(
+            conn, record.id, queue_name=record.queue, timeout_seconds=record.timeout_seconds
+        )
+    except Exception:
+        # Best effort: a clip that never reached the queue must not be joined forever.
+        records.update_if_status(
+            conn,
+            record.id,
+            ("queued",),
+            status="failed",
+            error={"code": "transient", "message": "could not queue the job; retry"},
+        )
+        raise
+    return Submission(202, record)

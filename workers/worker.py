@@ -1,0 +1,36 @@
+"""The worker process: serves the queues in priority order with the JSON serializer.
+
+Runs RQ's scheduler in the same worker (`with_scheduler=True`) because retry back-off
+schedules jobs for later, and a scheduled job needs a scheduler to come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from clipper.settings import Settings
+from workers.metrics import RedactingWorkerMixin
+from workers.queues import QUEUE_NAMES, get_queues, redis_connection
+
+
+class ClipWorker(RedactingWorkerMixin, Worker):
+    """RQ's forking worker, storing failure tracebacks with signed URLs redacted."""
+
+
+def build_worker(settings: Settings, queue_names: Sequence[str] = QUEUE_NAMES) -> ClipWorker:
+    """A worker for these queues (served in the order given)."""
+    conn = redis_connection(settings)
+    # RQ's worker blocks on BLPOP longer than our short API socket timeout.
+    conn.connection_pool.connection_kwargs["socket_timeout"] = None
+    return ClipWorker(get_queues(queue_names, conn), connection=conn, serializer=JSONSerializer)
+
+
+def run_worker(
+    settings: Settings, queue_names: Sequence[str] = QUEUE_NAMES, *, burst: bool = False
+) -> bool:
+    """Work until stopped (or, with `burst`, until the queues are empty)."""
+    worker = build_worker(settings, queue_names)
+    return bool(worker.work(burst=burst, with_scheduler=True))
