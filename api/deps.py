@@ -1,0 +1,66 @@
+"""Request dependencies as `Annotated` aliases: settings, Redis, storage, the calling client."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis import Redis
+
+from api.problems import ApiProblem
+from clipper.settings import Settings
+from clipper.storage import Storage
+
+_bearer = HTTPBearer(auto_error=False, description="an API key from CLIPPER_API_KEYS")
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> Redis:
+    """The app's Redis client (short timeouts: an outage becomes a 503)."""
+    conn: Redis = request.app.state.redis
+    return conn
+
+
+def get_storage(request: Request) -> Storage:
+    """The app's storage backend."""
+    storage: Storage = request.app.state.storage
+    return storage
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+def current_client(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The client name for the bearer key; 401 problem when missing or unknown."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="clipper"'}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiProblem(401, "unauthorized", "missing bearer API key", headers=challenge)
+    offered = credentials.credentials.encode()
+    client: str | None = None
+    for secret, name in settings.api_key_names.items():
+        # Compare against every key in constant time; never short-circuit on a match.
+        if hmac.compare_digest(secret.encode(), offered):
+            client = name
+    if client is None:
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            "unknown API key",
+            headers={"WWW-Authenticate": 'Bearer realm="clipper", error="invalid_token"'},
+        )
+    return client
+
+
+ClientDep = Annotated[str, Depends(current_client)]

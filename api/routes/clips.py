@@ -1,0 +1,119 @@
+"""/v1/clips: submit, read, download (307 to a fresh signed link) and cancel clips."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from api.deps import ClientDep, RedisDep, SettingsDep, StorageDep
+from api.models import ClipRequest, ClipResource, WebhookSecret
+from api.problems import ApiProblem
+from workers import metrics, records
+from workers.cancel import request_cancel
+from workers.presenter import clip_resource
+from workers.records import ClipRecord
+from workers.submit import submit_clip
+from workers.webhooks import client_secret
+
+router = APIRouter(prefix="/v1", tags=["clips"])
+
+_PROBLEM = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or unknown API key", **_PROBLEM},
+    404: {"description": "no such clip (or not yours)", **_PROBLEM},
+    422: {"description": "invalid request; `field` names the culprit", **_PROBLEM},
+    503: {"description": "Redis or storage unavailable; see Retry-After", **_PROBLEM},
+}
+
+
+def _owned(conn: RedisDep, client: str, clip_id: str) -> ClipRecord:
+    record = records.load(conn, clip_id) if clip_id.startswith("clp_") else None
+    if record is None or record.owner != client:
+        # Someone else's clip is reported exactly like a missing one.
+        raise ApiProblem(404, "not_found", f"no clip {clip_id!r}", field="id")
+    return record
+
+
+@router.post(
+    "/clips",
+    response_model=ClipResource,
+    status_code=202,
+    responses={200: {"description": "already exists (dedup) or full video"}, **_ERRORS},
+    summary="Request a clip",
+)
+def create_clip(
+    body: ClipRequest,
+    client: ClientDep,
+    conn: RedisDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """Queue a clip (202); 200 when it exists already or needs no processing."""
+    submission = submit_clip(
+        conn=conn,
+        storage=storage,
+        settings=settings,
+        owner=client,
+        body=body.model_dump(mode="json"),
+        idempotency_key=idempotency_key,
+    )
+    if submission.status_code == 200 and submission.record.kind == "clip":
+        metrics.record_dedup_hit(conn, "existing")
+    resource = clip_resource(submission.record, storage, settings)
+    return JSONResponse(
+        resource,
+        status_code=submission.status_code,
+        headers={"Location": f"/v1/clips/{submission.record.id}"},
+    )
+
+
+@router.get("/clips/{clip_id}", response_model=ClipResource, responses=_ERRORS)
+def get_clip(
+    clip_id: str, client: ClientDep, conn: RedisDep, storage: StorageDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Status, progress and (once succeeded) a fresh signed download link."""
+    return clip_resource(_owned(conn, client, clip_id), storage, settings)
+
+
+@router.get(
+    "/clips/{clip_id}/download",
+    status_code=307,
+    responses={307: {"description": "redirect to a fresh signed link"}, **_ERRORS},
+)
+def download_clip(
+    clip_id: str, client: ClientDep, conn: RedisDep, storage: StorageDep, settings: SettingsDep
+) -> RedirectResponse:
+    """307 to a freshly signed link; 409 problem while the clip is not ready."""
+    record = _owned(conn, client, clip_id)
+    if record.status != "succeeded":
+        raise ApiProblem(409, "clip_not_ready", f"the clip is {record.status}", field="id")
+    url, _ = storage.download_url(
+        record.bucket,
+        record.object_key,
+        filename=record.filename,
+        ttl_seconds=settings.link_ttl_seconds,
+    )
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/clips/{clip_id}", response_model=ClipResource, responses=_ERRORS)
+def cancel_clip(
+    clip_id: str, client: ClientDep, conn: RedisDep, storage: StorageDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Cancel a queued or running clip (its FFmpeg is stopped); 409 once it has finished."""
+    record = _owned(conn, client, clip_id)
+    if record.status in records.ACTIVE:
+        request_cancel(conn, clip_id)
+        record = _owned(conn, client, clip_id)
+    if record.status in ("succeeded", "failed"):
+        raise ApiProblem(409, "clip_finished", f"the clip already {record.status}", field="id")
+    return clip_resource(record, storage, settings)
+
+
+@router.get("/webhook-secret", response_model=WebhookSecret, tags=["webhooks"])
+def webhook_secret(client: ClientDep, settings: SettingsDep) -> WebhookSecret:
+    """The secret that signs this client's webhooks (see the README's verification recipe)."""
+    return WebhookSecret(secret=client_secret(settings, client))
