@@ -20,9 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clipper.supervise import free_port
-
-pytestmark = pytest.mark.slow
+from clipper.supervise import Supervisor, free_port, port_is_free
 
 READY = "clipper-up ready "
 STARTUP_SECONDS = 180.0
@@ -152,6 +150,7 @@ def _ffprobe(path: Path) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_path: Path) -> None:
     ready = json.loads(running.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
     api, key = ready["api_url"], ready["api_key"]
@@ -196,6 +195,7 @@ def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_p
     assert "Clipper stopped." in running.output()
 
 
+@pytest.mark.slow
 def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
     up = _start(tmp_path / "state", "--no-sample")
     try:
@@ -213,3 +213,96 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
             up.process.kill()
         for pid in _processes_of(up):
             os.kill(pid, signal.SIGKILL)
+
+
+# The supervisor on its own, with plain shell children: fast, no service needed.
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_supervisor_reports_the_child_that_died() -> None:
+    sup = Supervisor(grace_seconds=2, say=lambda _m: None)
+    sup.start("steady", ["sleep", "30"])
+    sup.start("flaky", ["sh", "-c", "sleep 0.3; exit 3"])
+    try:
+        dead = sup.wait(threading.Event())
+        assert dead is not None and dead.name == "flaky" and dead.process.returncode == 3
+    finally:
+        sup.stop_all()
+    assert all(c.process.returncode is not None for c in sup.children)
+
+
+def test_supervisor_kills_what_ignores_sigterm_and_its_whole_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    # The child ignores SIGTERM and has a grandchild (like a worker's FFmpeg) in its group.
+    script = f"trap '' TERM; sleep 60 & echo $! > {pids}; wait"
+    sup = Supervisor(grace_seconds=1, say=lambda _m: None)
+    child = sup.start("stubborn", ["sh", "-c", script])
+    deadline = time.monotonic() + 10
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pids.read_text())
+    started = time.monotonic()
+    sup.stop_all()
+    assert 0.9 <= time.monotonic() - started < 10  # waited the grace period, then killed
+    assert child.process.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_supervisor_stops_higher_tiers_first(tmp_path: Path) -> None:
+    log = tmp_path / "order"
+    sup = Supervisor(grace_seconds=5, say=lambda _m: None)
+    for name, tier in (("redis", 0), ("api", 1)):
+        sup.start(
+            name,
+            ["sh", "-c", f"trap 'echo {name} >> {log}; exit 0' TERM; sleep 60 & wait"],
+            tier=tier,
+        )
+    time.sleep(0.3)  # let the shells install their traps
+    sup.stop_all()
+    assert log.read_text().split() == ["api", "redis"]
+
+
+def test_children_die_with_the_supervisor(tmp_path: Path) -> None:
+    # A supervisor killed with SIGKILL cannot clean up: PR_SET_PDEATHSIG must do it.
+    pid_file = tmp_path / "pid"
+    code = (
+        "import time; from clipper.supervise import Supervisor; "
+        "c = Supervisor().start('s', ['sleep', '60']); "
+        f"open({str(pid_file)!r}, 'w').write(str(c.pid)); "
+        "time.sleep(60)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def test_free_port_prefers_the_given_one_when_free() -> None:
+    port = free_port()
+    assert port_is_free("127.0.0.1", port)
+    assert free_port(preferred=port) == port
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        assert not port_is_free("127.0.0.1", port)
+        assert free_port(preferred=port) != port
