@@ -1,0 +1,105 @@
+"""Serves the local storage backend's signed links: GET and HEAD /files/{bucket}/{key}.
+
+Use: `app.include_router(make_files_router(get_settings))`, where `get_settings` is any
+FastAPI dependency returning the `Settings` (a zero-argument function such as
+`clipper.settings.get_settings`, or `api.deps.get_app_settings(request)`). `router` is the
+same built on `clipper.settings.get_settings`.
+
+A link carries `expires` (unix seconds), `filename` and `sig` (see `clipper.storage.links`).
+The signature is checked before anything touches the disk; a missing, tampered or expired
+link answers 403 problem+json. The file is streamed by Starlette's FileResponse, which
+handles `Range` (one range → 206 + Content-Range, several → multipart/byteranges,
+unsatisfiable → 416), `If-Range` (the ETag or Last-Modified must match, else the full 200)
+and HEAD. The ETag is the object's content hash from the sidecar, the same one `stat_*` shows.
+When the configured backend is S3 the route answers 404: S3 serves its own links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from clipper.errors import ClipperError
+from clipper.settings import Settings, get_settings
+from clipper.storage.base import BUCKETS
+from clipper.storage.links import (
+    EXPIRES_PARAM,
+    FILENAME_PARAM,
+    SIGNATURE_PARAM,
+    check_local_link,
+    content_disposition,
+)
+from clipper.storage.local import LocalStorage
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://clipper.dev/problems/"
+
+
+def problem(status: int, code: str, title: str, detail: str) -> JSONResponse:
+    """An RFC 9457 problem response (kept local so the router works in any app)."""
+    return JSONResponse(
+        {"type": PROBLEM_TYPE_BASE + code, "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def make_files_router(get_settings: Callable[..., Settings]) -> APIRouter:
+    """A router serving local signed links, reading settings through `get_settings`."""
+    router = APIRouter(tags=["files"])
+    settings_dep = Annotated[Settings, Depends(get_settings)]
+
+    @router.api_route(
+        "/files/{bucket}/{key:path}",
+        methods=["GET", "HEAD"],
+        summary="Download a stored object through a signed link (local storage only)",
+        response_class=FileResponse,
+        responses={
+            206: {"description": "The requested byte range"},
+            403: {"description": "Link expired or tampered", "model": None},
+            404: {"description": "No such object"},
+            416: {"description": "Range not satisfiable"},
+        },
+    )
+    def serve_file(
+        request: Request,
+        bucket: str,
+        key: str,
+        settings: settings_dep,
+        expires: Annotated[str | None, Query(alias=EXPIRES_PARAM)] = None,
+        filename: Annotated[str | None, Query(alias=FILENAME_PARAM)] = None,
+        sig: Annotated[str | None, Query(alias=SIGNATURE_PARAM)] = None,
+    ) -> Response:
+        """Stream the object a valid signed link names."""
+        verdict = check_local_link(
+            settings.link_secret.get_secret_value(),
+            f"/files/{bucket}/{key}",
+            expires=expires,
+            filename=filename,
+            signature=sig,
+        )
+        if not verdict.ok:
+            return problem(403, "link_refused", "Forbidden", verdict.reason)
+        if settings.storage != "local" or bucket not in BUCKETS:
+            return problem(404, "not_found", "Not found", "no such object")
+        try:
+            found = LocalStorage(settings).local_file(bucket, key)
+        except ClipperError:
+            return problem(404, "not_found", "Not found", "no such object")
+        headers: dict[str, Any] = {
+            "ETag": f'"{found.info.etag}"',
+            "Content-Disposition": content_disposition(filename or key.rsplit("/", 1)[-1]),
+            # Signed links are personal: no shared caches, no transcoding proxies.
+            "Cache-Control": "private, no-transform",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return FileResponse(found.path, media_type=found.content_type, headers=headers)
+
+    return router
+
+
+router = make_files_router(get_settings)
