@@ -260,9 +260,8 @@ def test_s3_multipart_upload(s3_server: S3Server, tmp_path: Path) -> None:
     storage = S3Storage(settings, part_size_bytes=5 * 1024 * 1024)
     storage.ensure_buckets()
     data = os.urandom(6 * 1024 * 1024)
-    info = storage.put_clip(
-        "big.mp4", _write(tmp_path / "big", data), metadata={"clip-id": "c"}, content_type="video/mp4"
-    )
+    big = _write(tmp_path / "big", data)
+    info = storage.put_clip("big.mp4", big, metadata={"clip-id": "c"}, content_type="video/mp4")
     assert info.size_bytes == len(data)
     assert info.etag.endswith("-2")  # S3's multipart ETag: md5 of part md5s, dash, part count
     assert info.metadata == {"clip-id": "c"}
