@@ -1,0 +1,149 @@
+"""Turning planned parts into FFmpeg command lines: video parts, the join, the final mux.
+
+Each video part becomes a video-only MPEG-TS file (no edit lists, Annex B with in-band
+parameter sets, which the concat demuxer joins cleanly for H.264 and HEVC alike). The
+final mux joins the parts with the concat demuxer (explicit durations, so no container
+guesswork), takes audio from the source once per segment, and writes the output container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+from clipper import ffmpeg
+from clipper.encoders import audio_args, muxer, reencode_video_args
+from clipper.plan import Part, SegmentPlan
+from clipper.probe import MediaInfo
+from clipper.spec import Preset
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """One FFmpeg process producing one video part."""
+
+    part: Part
+    path: Path
+    argv: list[str]
+    seconds: float
+
+
+def seek_seconds(media: MediaInfo, index: int) -> float | None:
+    """`-ss` for an input seek that lands on frame `index` (None for the first frame).
+
+    Half a frame early: accurate seek (re-encode) drops frames before it, and copy mode with
+    `-copypriorss 0` starts at the first keyframe at or after it. Aiming exactly at the
+    frame's timestamp risks rounding to the frame before or after.
+    """
+    if index <= 0:
+        return None
+    half = Fraction(1, 2) / media.frame_rate
+    return float(max(Fraction(0), media.frame_pts(index) - half))
+
+
+def part_argv(
+    source: str | Path,
+    media: MediaInfo,
+    part: Part,
+    path: Path,
+    *,
+    preset: Preset,
+    last_in_stream: bool,
+    ffmpeg_path: str,
+    threads: int,
+) -> list[str]:
+    """Command line for one video-only part written as MPEG-TS."""
+    in_opts: dict[str, Any] = {}
+    ss = seek_seconds(media, part.start)
+    if ss is not None:
+        in_opts["ss"] = f"{ss:.6f}"
+    stream = ffmpeg.source_input(source, **in_opts)
+    out: dict[str, Any] = {"map": f"0:{media.video.index}", "an": None, "sn": None, "dn": None}
+    if part.mode == "copy":
+        # Drop packets before the seek point: the part starts at the keyframe itself.
+        out.update({"c:v": "copy", "copypriorss": 0})
+        if not last_in_stream:
+            # Packet count, not time: copy cuts compare DTS, and with B-frames `-t` keeps
+            # extra frames. Whole closed GOPs hold exactly their own frames in decode order.
+            out["frames:v"] = part.count
+    else:
+        out.update(reencode_video_args(media, preset))
+        out["frames:v"] = part.count
+        if threads:
+            out["threads"] = threads
+    out["f"] = "mpegts"
+    node = stream.output(ffmpeg.output_url(path), **out)
+    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def track_timescale(media: MediaInfo) -> int:
+    """MP4/MOV video timescale: the source's when every frame time fits it exactly."""
+    denominator = media.video.time_base.denominator
+    numerator = media.frame_rate.numerator
+    return denominator if denominator % numerator == 0 else numerator
+
+
+def concat_list(parts: list[tuple[Path, int]], rate: Fraction) -> str:
+    """ffconcat text for our own part files, each with its exact duration."""
+    lines = ["ffconcat version 1.0"]
+    for path, frames in parts:
+        quoted = str(path.resolve()).replace("'", "'\\''")
+        lines.append(f"file 'file:{quoted}'")
+        lines.append(f"duration {float(Fraction(frames) / rate):.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def mux_argv(
+    source: str | Path,
+    media: MediaInfo,
+    plans: list[SegmentPlan],
+    list_path: Path,
+    output: Path,
+    *,
+    extension: str,
+    preset: Preset,
+    copy_audio: bool,
+    start_timecode: str | None,
+    ffmpeg_path: str,
+) -> list[str]:
+    """Final mux: joined video parts + audio cut from the source per segment."""
+    video = ffmpeg_python.input(
+        ffmpeg.output_url(list_path),
+        f="concat",
+        safe=0,
+        protocol_whitelist="file",
+        format_whitelist="concat,mpegts",
+    )
+    streams: list[Any] = [video["v:0"]]
+    out: dict[str, Any] = {"c:v": "copy", "f": muxer(extension)}
+    audio_count = len(media.audio)
+    if audio_count:
+        inputs = []
+        for plan in plans:
+            start = Fraction(media.frame_pts(plan.delivered.start))
+            seconds = Fraction(plan.delivered.count) / media.frame_rate
+            opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
+            if start > 0:
+                opts["ss"] = f"{float(start):.6f}"
+            inputs.append(ffmpeg.source_input(source, **opts))
+        for j in range(audio_count):
+            pieces = [i[f"a:{j}"] for i in inputs]
+            if len(pieces) == 1:
+                streams.append(pieces[0])
+            else:
+                streams.append(ffmpeg_python.concat(*pieces, v=0, a=1))
+        if copy_audio and len(inputs) == 1:
+            out["c:a"] = "copy"
+        else:
+            out.update(audio_args(media, extension, preset))
+    if extension in (".mp4", ".mov"):
+        out["movflags"] = "+faststart"
+        out["video_track_timescale"] = track_timescale(media)
+        if start_timecode:
+            out["metadata"] = f"timecode={start_timecode}"
+    node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
+    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
