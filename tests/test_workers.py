@@ -1,0 +1,178 @@
+"""Unit tests of the worker glue: progress maths, timeouts, hashing, records, webhook rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+from pydantic import SecretStr
+from redis import Redis
+
+from clipper.errors import UnsafeInput
+from clipper.settings import Settings
+from clipper.spec import Accuracy, Preset, Segment
+from workers import records
+from workers.clipspec import body_hash, content_hash, spec_from_request
+from workers.progress import ProgressWriter, eta_seconds, overall_percent
+from workers.queues import job_timeout_seconds
+from workers.webhooks import client_secret, sign, validate_callback_url
+
+
+def test_phases_map_to_increasing_percent() -> None:
+    points = [
+        overall_percent(phase, fraction)
+        for phase in ("probing", "cutting", "verifying", "uploading")
+        for fraction in (0.0, 0.5, 1.0)
+    ]
+    assert points == sorted(points)
+    assert points[0] == 0.0
+    assert points[-1] == 100.0
+    assert overall_percent("cutting", 2.0) == overall_percent("cutting", 1.0)
+
+
+def test_eta_is_linear_and_unknown_at_start() -> None:
+    assert eta_seconds(10.0, 0.5) is None
+    assert eta_seconds(10.0, 25.0) == pytest.approx(30.0)
+
+
+def test_job_timeout_grows_with_clip_and_transcode() -> None:
+    short = job_timeout_seconds(10, transcode=False)
+    long = job_timeout_seconds(3600, transcode=False)
+    transcode = job_timeout_seconds(3600, transcode=True)
+    assert 180 <= long < transcode
+    assert short < long
+    assert long >= 3600  # a one-hour copy-based clip must not hit RQ's 180 s default
+
+
+def test_spec_from_request_single_segments_and_full() -> None:
+    single = spec_from_request({"start": 1.5, "end": "00:00:03:00", "accuracy": "fast"})
+    assert single.segments == (Segment(start=1.5, end="00:00:03:00"),)
+    assert single.accuracy is Accuracy.FAST
+    multi = spec_from_request({"segments": [{"start": 0, "end": 1}, {"start": 2, "end": 3}]})
+    assert len(multi.segments) == 2
+    full = spec_from_request({"preset": "mp4"})
+    assert full.is_full_video
+    assert full.preset is Preset.MP4
+
+
+def test_content_hash_depends_on_what_the_bytes_depend_on() -> None:
+    spec = spec_from_request({"start": 1, "end": 2})
+    base = content_hash(source_key="a.mp4", source_etag="e1", ranges=[(30, 60)], spec=spec)
+    same = content_hash(source_key="a.mp4", source_etag="e1", ranges=[(30, 60)], spec=spec)
+    assert base == same
+    others = {
+        content_hash(source_key="b.mp4", source_etag="e1", ranges=[(30, 60)], spec=spec),
+        content_hash(source_key="a.mp4", source_etag="e2", ranges=[(30, 60)], spec=spec),
+        content_hash(source_key="a.mp4", source_etag="e1", ranges=[(30, 61)], spec=spec),
+        content_hash(
+            source_key="a.mp4",
+            source_etag="e1",
+            ranges=[(30, 60)],
+            spec=spec_from_request({"start": 1, "end": 2, "accuracy": "fast"}),
+        ),
+    }
+    assert base not in others
+    assert len(others) == 4
+
+
+def test_body_hash_ignores_key_order() -> None:
+    assert body_hash({"a": 1, "b": [1, 2]}) == body_hash({"b": [1, 2], "a": 1})
+    assert body_hash({"a": 1}) != body_hash({"a": 2})
+
+
+def test_signature_matches_an_independent_hmac() -> None:
+    settings = Settings(link_secret=SecretStr("s3cret-for-tests"))
+    secret = client_secret(settings, "alice")
+    assert secret != client_secret(settings, "bob")
+    body = b'{"x":1}'
+    expected = hmac.new(secret.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign(secret, 1700000000, body) == f"v1={expected}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.org/hook",
+        "file:///etc/passwd",
+        "http://user:pw@example.org/",
+        "http:///nohost",
+        "http://127.0.0.1:8080/hook",
+        "http://10.1.2.3/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+    ],
+)
+def test_callback_urls_refused(url: str) -> None:
+    with pytest.raises(UnsafeInput) as info:
+        validate_callback_url(url, allow_private=False)
+    assert info.value.field == "callback_url"
+
+
+def test_private_callback_allowed_only_when_configured() -> None:
+    url = "http://127.0.0.1:9/hook"
+    assert validate_callback_url(url, allow_private=True) == url
+    with pytest.raises(UnsafeInput):
+        validate_callback_url("gopher://127.0.0.1/", allow_private=True)
+
+
+def _record(clip_id: str) -> records.ClipRecord:
+    return records.ClipRecord(
+        id=clip_id,
+        owner="alice",
+        status="queued",
+        kind="clip",
+        request={"source": "a.mp4", "start": 1, "end": 2},
+        source_key="a.mp4",
+        source_etag="e1",
+        bucket="clips",
+        object_key="ab/abc.mp4",
+        filename="a_1-2.mp4",
+        clip_seconds=1.0,
+        timeout_seconds=121,
+    )
+
+
+def test_record_round_trip_and_guarded_transitions(redis_url: str) -> None:
+    conn = Redis.from_url(redis_url)
+    clip_id = records.new_clip_id()
+    records.save(conn, _record(clip_id))
+    loaded = records.load(conn, clip_id)
+    assert loaded is not None
+    original = _record(clip_id)
+    assert (loaded.request, loaded.clip_seconds, loaded.timeout_seconds, loaded.status) == (
+        original.request,
+        1.0,
+        121,
+        "queued",
+    )
+    assert records.update_if_status(conn, clip_id, ("queued",), status="running")
+    assert records.update_if_status(conn, clip_id, records.ACTIVE, status="canceled")
+    # A late worker write must not resurrect a canceled clip.
+    assert not records.update_if_status(conn, clip_id, ("running",), status="succeeded")
+    final = records.load(conn, clip_id)
+    assert final is not None and final.status == "canceled"
+    assert records.load(conn, "clp_missing") is None
+    assert conn.ttl(f"clipper:clip:{clip_id}") > 0
+
+
+def test_progress_writer_throttles_and_never_goes_back(redis_url: str) -> None:
+    conn = Redis.from_url(redis_url)
+    clip_id = records.new_clip_id()
+    records.save(conn, _record(clip_id))
+    records.update_if_status(conn, clip_id, ("queued",), status="running")
+    now = [0.0]
+    writer = ProgressWriter(conn, clip_id, clock=lambda: now[0])
+    writer("cutting", 0.5)
+    first = records.load(conn, clip_id)
+    assert first is not None and first.progress["phase"] == "cutting"
+    now[0] = 0.1
+    writer("cutting", 0.9)  # within the throttle interval: not written
+    second = records.load(conn, clip_id)
+    assert second is not None and second.progress["percent"] == first.progress["percent"]
+    now[0] = 1.0
+    writer("verifying", 0.0)
+    third = records.load(conn, clip_id)
+    assert third is not None and third.progress["phase"] == "verifying"
+    assert third.progress["percent"] >= second.progress["percent"]
