@@ -51,7 +51,6 @@ def problem(status: int, code: str, title: str, detail: str) -> JSONResponse:
 def make_files_router(get_settings: Callable[..., Settings]) -> APIRouter:
     """A router serving local signed links, reading settings through `get_settings`."""
     router = APIRouter(tags=["files"])
-    settings_dep = Annotated[Settings, Depends(get_settings)]
 
     @router.api_route(
         "/files/{bucket}/{key:path}",
@@ -69,10 +68,12 @@ def make_files_router(get_settings: Callable[..., Settings]) -> APIRouter:
         request: Request,
         bucket: str,
         key: str,
-        settings: settings_dep,
         expires: Annotated[str | None, Query(alias=EXPIRES_PARAM)] = None,
         filename: Annotated[str | None, Query(alias=FILENAME_PARAM)] = None,
         sig: Annotated[str | None, Query(alias=SIGNATURE_PARAM)] = None,
+        # A default, not an Annotated alias: with postponed annotations a closure-local alias
+        # cannot be resolved when the OpenAPI schema is built.
+        settings: Settings = Depends(get_settings),
     ) -> Response:
         """Stream the object a valid signed link names."""
         verdict = check_local_link(
