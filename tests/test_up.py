@@ -115,13 +115,20 @@ def _processes_of(up: Up) -> dict[int, str]:
     return found
 
 
-def _wait_gone(up: Up, timeout: float = 15.0) -> dict[int, str]:
+def _wait_gone(up: Up, seen: dict[int, str], timeout: float = 15.0) -> dict[int, str]:
+    """What is left of this run: `seen` processes still alive (an orphan re-parented to init
+    no longer descends from `up`, and Redis overwrites its environment) plus new ones."""
+
+    def left() -> dict[int, str]:
+        alive = {pid: cmd for pid, cmd in seen.items() if _alive(pid)}
+        return alive | _processes_of(up)
+
     deadline = time.monotonic() + timeout
-    left = _processes_of(up)
-    while left and time.monotonic() < deadline:
+    remaining = left()
+    while remaining and time.monotonic() < deadline:
         time.sleep(0.2)
-        left = _processes_of(up)
-    return left
+        remaining = left()
+    return remaining
 
 
 def _printed_curl(up: Up, prefix: str) -> list[str]:
@@ -189,9 +196,10 @@ def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_p
     assert video["r_frame_rate"] == "30000/1001"
     assert any(s["codec_type"] == "audio" for s in probe["streams"])
 
+    seen = children | _processes_of(running)
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=60) == 0, running.output()[-3000:]
-    assert _wait_gone(running) == {}
+    assert _wait_gone(running, seen) == {}
     assert "Clipper stopped." in running.output()
 
 
@@ -200,14 +208,15 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
     up = _start(tmp_path / "state", "--no-sample")
     try:
         up.wait_for(READY, STARTUP_SECONDS)
-        workers = [
-            pid for pid, cmd in _processes_of(up).items() if cmd.rstrip().endswith(" worker")
-        ]
-        assert len(workers) == 1, _processes_of(up)
-        os.kill(workers[0], signal.SIGKILL)
+        seen = _processes_of(up)
+        # The worker itself, not the RQ scheduler it forks (same command line).
+        workers = [pid for pid, cmd in seen.items() if cmd.rstrip().endswith(" worker")]
+        (worker,) = [pid for pid in workers if _parent(pid) == up.process.pid]
+        assert any("redis-server" in cmd for cmd in seen.values()), seen
+        os.kill(worker, signal.SIGKILL)
         assert up.process.wait(timeout=60) == 1
         assert "worker-1 exited unexpectedly" in up.output()
-        assert _wait_gone(up) == {}
+        assert _wait_gone(up, seen) == {}
     finally:
         if up.process.poll() is None:
             up.process.kill()
@@ -216,6 +225,10 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
 
 
 # The supervisor on its own, with plain shell children: fast, no service needed.
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _alive(pid: int) -> bool:
