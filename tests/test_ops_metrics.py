@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +11,7 @@ from redis.retry import Retry
 from rq import Queue
 
 from api.ops.metrics import ClipperCollector
+from tests.fixtures.services import free_port
 from workers import metrics
 from workers.metrics import (
     COUNTERS_KEY,
@@ -26,59 +21,9 @@ from workers.metrics import (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A throwaway redis-server on a free port (no persistence); returns (process, url)."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if Redis.from_url(url, socket_timeout=0.5).ping():
-                return proc, url
-        except Exception:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def ops_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 @pytest.fixture
-def conn(ops_redis_url: str) -> Iterator[Redis]:
-    client = Redis.from_url(ops_redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
+def conn(redis_url: str) -> Redis:
+    return Redis.from_url(redis_url)
 
 
 def _scrape(
@@ -137,9 +82,9 @@ def test_queue_depth_and_registries_are_read_at_scrape_time(conn: Redis) -> None
     assert s["clipper_workers{}"] == 0
 
 
-def test_counters_survive_many_writers(conn: Redis, ops_redis_url: str) -> None:
+def test_counters_survive_many_writers(conn: Redis, redis_url: str) -> None:
     # Separate connections stand in for workers on other machines.
-    writers = [Redis.from_url(ops_redis_url) for _ in range(4)]
+    writers = [Redis.from_url(redis_url) for _ in range(4)]
     for _ in range(25):
         for w in writers:
             metrics.record_state(w, "succeeded")
@@ -148,7 +93,7 @@ def test_counters_survive_many_writers(conn: Redis, ops_redis_url: str) -> None:
 
 def test_recording_never_raises_when_redis_is_gone() -> None:
     dead = Redis(
-        host="127.0.0.1", port=_free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
     )
     metrics.record_state(dead, "queued")
     metrics.record_success(dead, strategy="copy", wall_seconds=1, media_seconds=1)
@@ -156,7 +101,7 @@ def test_recording_never_raises_when_redis_is_gone() -> None:
 
 def test_scrape_without_redis_reports_down_instead_of_failing() -> None:
     dead = Redis(
-        host="127.0.0.1", port=_free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
     )
     s = _scrape(dead)
     assert s == {"clipper_redis_up{}": 0.0}
