@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.deps import get_app_settings
+from api.ops import install_ops
 from api.problems import install_problem_handlers
 from api.routes import clips, sources
 from api.routes.files import make_files_router
@@ -63,4 +64,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clips.router)
     app.include_router(sources.router)
     app.include_router(make_files_router(get_app_settings))
+    install_ops(app, settings)  # ops: /metrics, /readyz, /dashboard, /v1/admin (api/ops)
     return app
