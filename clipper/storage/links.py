@@ -30,6 +30,7 @@ FILENAME_PARAM = "filename"
 SIGNATURE_PARAM = "sig"
 
 _ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._()+ -]")
+_UNDERSCORES = re.compile(r"_{2,}")
 # RFC 5987 attr-char minus the ones quote() always keeps.
 _ATTR_SAFE = "!#$&+^`|"
 
@@ -54,9 +55,10 @@ def safe_filename(filename: str) -> str:
 def ascii_filename(filename: str) -> str:
     """The `filename=` fallback: accents stripped, anything else outside a safe set → '_'."""
     decomposed = unicodedata.normalize("NFKD", safe_filename(filename))
-    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii")
-    name = _ASCII_UNSAFE.sub("_", ascii_only).strip().lstrip(".")
-    return name if name.strip("_") else DEFAULT_FILENAME
+    # Accents (combining marks) go; any other non-ASCII character becomes one '_'.
+    kept = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    name = _UNDERSCORES.sub("_", _ASCII_UNSAFE.sub("_", kept)).strip().lstrip(".")
+    return name if name.strip("_ ") else DEFAULT_FILENAME
 
 
 def content_disposition(filename: str) -> str:
