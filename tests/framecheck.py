@@ -7,6 +7,7 @@ Results are cached per (path, size, mtime) because tests ask about the same sour
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -67,40 +68,79 @@ class VideoFrames:
         return [t - t0 for t in self.timestamps]
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """Everything one ffprobe call tells about a file (streams, format, all frames)."""
+
+    format_name: str
+    codecs: dict[str, str]  # codec_type -> codec_name of the first stream of that type
+    video: VideoFrames
+    audio_rate: int | None
+    audio_start_s: Fraction | None
+    audio_samples: tuple[int, ...]  # nb_samples of each decoded audio frame
+    frame_duration: Fraction  # 1 / avg_frame_rate (r_frame_rate if unknown)
+
+
 @lru_cache(maxsize=256)
-def _video_frames(key: tuple[str, int, int]) -> VideoFrames:
+def _facts(key: tuple[str, int, int]) -> _Facts:
     path = key[0]
-    stream = ffprobe_json(
-        path, "-select_streams", "v:0", "-show_entries", "stream=time_base,width,height"
-    )["streams"][0]
-    tb = Fraction(stream["time_base"])
-    frames = ffprobe_json(
+    data = ffprobe_json(
         path,
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "frame=best_effort_timestamp,pts,key_frame,pict_type",
+        "-show_format",
+        "-show_streams",
         "-show_frames",
-    )["frames"]
+        "-show_entries",
+        "frame=stream_index,best_effort_timestamp,pts,key_frame,pict_type,nb_samples:"
+        "stream=index,codec_type,codec_name,time_base,width,height,sample_rate,avg_frame_rate,"
+        "r_frame_rate:"
+        "format=format_name",
+    )
+    codecs: dict[str, str] = {}
+    first: dict[str, dict[str, Any]] = {}
+    for st in data.get("streams", []):
+        kind = str(st.get("codec_type"))
+        codecs.setdefault(kind, str(st.get("codec_name")))
+        first.setdefault(kind, st)
+    if "video" not in first:
+        raise AssertionError(f"{path}: no video stream")
+    v, a = first["video"], first.get("audio")
+    vtb = Fraction(v["time_base"])
     stamps: list[Fraction] = []
     keys: list[int] = []
     types: list[str] = []
-    for i, fr in enumerate(frames):
+    samples: list[int] = []
+    audio_start: Fraction | None = None
+    for fr in data.get("frames", []):
         pts = fr.get("best_effort_timestamp", fr.get("pts"))
-        if pts is None:
-            raise AssertionError(f"{path}: frame {i} has no timestamp")
-        stamps.append(int(pts) * tb)
-        types.append(str(fr.get("pict_type", "?")))
-        if int(fr.get("key_frame", 0)) == 1:
-            keys.append(i)
-    return VideoFrames(
-        tuple(stamps), tuple(keys), tuple(types), tb, int(stream["width"]), int(stream["height"])
+        if fr.get("stream_index") == v["index"]:
+            if pts is None:
+                raise AssertionError(f"{path}: video frame {len(stamps)} has no timestamp")
+            if int(fr.get("key_frame", 0)) == 1:
+                keys.append(len(stamps))
+            stamps.append(int(pts) * vtb)
+            types.append(str(fr.get("pict_type", "?")))
+        elif a is not None and fr.get("stream_index") == a["index"]:
+            if audio_start is None and pts is not None:
+                audio_start = int(pts) * Fraction(a["time_base"])
+            samples.append(int(fr.get("nb_samples", 0)))
+    video = VideoFrames(
+        tuple(stamps), tuple(keys), tuple(types), vtb, int(v["width"]), int(v["height"])
+    )
+    rate = Fraction(v.get("avg_frame_rate", "0/1")) or Fraction(v.get("r_frame_rate", "0/1"))
+    return _Facts(
+        str(data["format"]["format_name"]),
+        codecs,
+        video,
+        int(a["sample_rate"]) if a else None,
+        audio_start,
+        tuple(samples),
+        1 / rate if rate else Fraction(0),
     )
 
 
 def video_frames(path: Path | str) -> VideoFrames:
     """Timestamps, keyframe flags and size of the decoded video frames (cached)."""
-    return _video_frames(_key(path))
+    return _facts(_key(path)).video
 
 
 def frame_timestamps(path: Path | str) -> list[Fraction]:
@@ -172,45 +212,27 @@ def smpte_label(frame_number: int, rate: Fraction, drop: bool) -> str:
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{sep}{ff:02d}"
 
 
-@lru_cache(maxsize=64)
-def _hashes(key: tuple[str, int, int]) -> tuple[str, ...]:
-    cmd = [
-        FFMPEG,
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        _file_arg(key[0]),
-        "-map",
-        "0:v:0",
-        "-fps_mode",
-        "passthrough",
-        "-f",
-        "framemd5",
-        "-",
-    ]
-    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
-    hashes = []
-    for line in out.stdout.decode().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        hashes.append(line.rsplit(",", 1)[1].strip())
-    return tuple(hashes)
+@dataclass(frozen=True)
+class _Decoded:
+    """One strict decode of the whole file: raw video planes, per-frame MD5s, errors."""
+
+    luma: NDArray[np.uint8]  # (frames, height, width)
+    hashes: tuple[str, ...]
+    errors: str
 
 
-def decoded_frame_hashes(path: Path | str) -> list[str]:
-    """MD5 of every decoded video frame (framemd5), in output order: equal means bit-identical."""
-    return list(_hashes(_key(path)))
-
-
-@lru_cache(maxsize=32)
-def _gray(key: tuple[str, int, int]) -> NDArray[np.uint8]:
+@lru_cache(maxsize=48)
+def _decode(key: tuple[str, int, int]) -> _Decoded:
+    # One pass serves three checks: raw yuv420p frames go to stdout (hashed here, so equal
+    # MD5 means bit-identical decoded pictures), audio is decoded to null, and -xerror makes
+    # any decode error end the run with a message on stderr.
     vf = video_frames(key[0])
     cmd = [
         FFMPEG,
         "-nostdin",
         "-v",
         "error",
+        "-xerror",
         "-i",
         _file_arg(key[0]),
         "-map",
@@ -218,23 +240,38 @@ def _gray(key: tuple[str, int, int]) -> NDArray[np.uint8]:
         "-fps_mode",
         "passthrough",
         "-pix_fmt",
-        "gray",
+        "yuv420p",
         "-f",
         "rawvideo",
+        "pipe:1",
+        "-map",
+        "0:a?",
+        "-f",
+        "null",
         "-",
     ]
-    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
-    size = vf.width * vf.height
-    if len(out.stdout) % size:
-        raise AssertionError(f"{key[0]}: raw output is not whole frames")
-    arr = np.frombuffer(out.stdout, dtype=np.uint8).reshape(-1, vf.height, vf.width)
-    arr.setflags(write=False)
-    return arr
+    out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+    errors = out.stderr.decode(errors="replace").strip()
+    if out.returncode != 0 and not errors:
+        errors = f"ffmpeg exited with {out.returncode}"
+    w, h = vf.width, vf.height
+    frame_bytes = w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)
+    raw = out.stdout[: len(out.stdout) - len(out.stdout) % frame_bytes]
+    frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, frame_bytes)
+    hashes = tuple(hashlib.md5(f.tobytes()).hexdigest() for f in frames)
+    luma = frames[:, : w * h].reshape(-1, h, w)
+    luma.setflags(write=False)
+    return _Decoded(luma, hashes, errors)
+
+
+def decoded_frame_hashes(path: Path | str) -> list[str]:
+    """MD5 of every decoded video frame (yuv420p), in output order: equal = bit-identical."""
+    return list(_decode(_key(path)).hashes)
 
 
 def gray_frames(path: Path | str) -> NDArray[np.uint8]:
-    """All decoded video frames as 8-bit luma, shape (frames, height, width) (cached)."""
-    return _gray(_key(path))
+    """All decoded video frames' 8-bit luma planes, shape (frames, height, width) (cached)."""
+    return _decode(_key(path)).luma
 
 
 def psnr(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
@@ -261,13 +298,25 @@ def best_match(
 
 
 def decode_errors(path: Path | str) -> str:
-    """What a strict full decode prints (`-v error -xerror`); empty means clean."""
-    cmd = [FFMPEG, "-nostdin", "-v", "error", "-xerror", "-i", _file_arg(path), "-f", "null", "-"]
-    out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
-    text = out.stderr.decode(errors="replace").strip()
-    if out.returncode != 0 and not text:
-        text = f"ffmpeg exited with {out.returncode}"
-    return text
+    """What a strict full decode (`-v error -xerror`, video and audio) prints; empty = clean."""
+    try:
+        return _decode(_key(path)).errors
+    except (AssertionError, subprocess.CalledProcessError):
+        # Not even probeable: run the plain decode to show FFmpeg's own complaint.
+        cmd = [
+            FFMPEG,
+            "-nostdin",
+            "-v",
+            "error",
+            "-xerror",
+            "-i",
+            _file_arg(path),
+            "-f",
+            "null",
+            "-",
+        ]
+        out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+        return out.stderr.decode(errors="replace").strip() or f"exit {out.returncode}"
 
 
 @dataclass(frozen=True)
@@ -283,51 +332,30 @@ class StreamDurations:
 
 def stream_durations(path: Path | str) -> StreamDurations:
     """Video and audio durations as a decoder sees them (frames and samples actually output)."""
-    vf = video_frames(path)
-    ts = vf.timestamps
-    step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else _frame_duration(path)
+    facts = _facts(_key(path))
+    ts = facts.video.timestamps
+    step = (ts[-1] - ts[0]) / (len(ts) - 1) if len(ts) > 1 else facts.frame_duration
     video_s = ts[-1] - ts[0] + step
-    info = ffprobe_json(
-        path, "-select_streams", "a:0", "-show_entries", "stream=time_base,sample_rate"
-    )["streams"]
-    if not info:
+    if facts.audio_rate is None or not facts.audio_samples:
         return StreamDurations(ts[0], video_s, None, None, None)
-    rate = int(info[0]["sample_rate"])
-    atb = Fraction(info[0]["time_base"])
-    frames = ffprobe_json(
-        path,
-        "-select_streams",
-        "a:0",
-        "-show_entries",
-        "frame=best_effort_timestamp,nb_samples",
-        "-show_frames",
-    )["frames"]
-    samples = [int(f["nb_samples"]) for f in frames]
-    start = int(frames[0]["best_effort_timestamp"]) * atb if frames else None
+    rate = facts.audio_rate
     return StreamDurations(
-        ts[0], video_s, start, Fraction(sum(samples), rate), Fraction(max(samples, default=0), rate)
+        ts[0],
+        video_s,
+        facts.audio_start_s,
+        Fraction(sum(facts.audio_samples), rate),
+        Fraction(max(facts.audio_samples), rate),
     )
-
-
-def _frame_duration(path: Path | str) -> Fraction:
-    stream = ffprobe_json(
-        path, "-select_streams", "v:0", "-show_entries", "stream=avg_frame_rate,r_frame_rate"
-    )["streams"][0]
-    rate = Fraction(stream["avg_frame_rate"]) or Fraction(stream["r_frame_rate"])
-    return 1 / rate
 
 
 def container_format(path: Path | str) -> str:
     """ffprobe's format_name, e.g. 'mov,mp4,m4a,3gp,3g2,mj2', 'matroska,webm', 'mpegts'."""
-    return str(ffprobe_json(path, "-show_entries", "format=format_name")["format"]["format_name"])
+    return _facts(_key(path)).format_name
 
 
 def stream_codecs(path: Path | str) -> dict[str, str]:
     """codec_type -> codec_name of the first stream of each type."""
-    out: dict[str, str] = {}
-    for s in ffprobe_json(path, "-show_entries", "stream=codec_type,codec_name")["streams"]:
-        out.setdefault(str(s.get("codec_type")), str(s.get("codec_name")))
-    return out
+    return dict(_facts(_key(path)).codecs)
 
 
 def hevc_nal_types(path: Path | str) -> dict[str, int]:

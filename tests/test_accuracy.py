@@ -1,0 +1,402 @@
+"""The engine's accuracy matrix (issue 2, item 8): sources x cases, judged by the source's frames.
+
+Expected frames come from tests/framecheck.py (timestamps ffprobe reads from the source and the
+product rule), never from clipper.timecode or the engine's report. Tolerances:
+- re-encoded frames must match their source frame at >= MIN_PSNR_DB and strictly better than
+  the neighbouring source frames (a one-frame shift costs ~20 dB on testsrc2);
+- audio and video decoded durations differ by at most one audio frame + 1 ms, and the audio
+  starts within one audio frame of the video.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clipper import engine
+from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
+from tests import framecheck as fc
+from tests.fixtures.media import VALID_SOURCES, MediaLibrary, MediaSample
+
+MIN_PSNR_DB = 30.0
+_MS = Fraction(1, 1000)
+
+
+@dataclass(frozen=True)
+class Case:
+    """Requested segments (as a user would write them) and the frames they must select."""
+
+    segments: tuple[Segment, ...]
+    expected: tuple[tuple[int, int], ...]  # [first, end) source frame indices per segment
+    origin: TimecodeOrigin = TimecodeOrigin.EMBEDDED
+
+
+def _decimal(t: Fraction) -> float:
+    """A float a person could type that selects the same frame as the exact time `t`.
+
+    Exact decimals (25 fps: 1.8) are kept as they are, so the engine must not trip over the
+    double nearest to them; other times are rounded down to the microsecond, which lands
+    between the previous frame and `t`.
+    """
+    f = float(t)
+    if fc.as_fraction(f) == t:
+        return f
+    return math.floor(t * 1_000_000) / 1_000_000
+
+
+def _mid(rel: Sequence[Fraction], i: int) -> float:
+    """A time halfway between frames i-1 and i: selects frame i unambiguously."""
+    if i == 0:
+        return 0.0
+    if i >= len(rel):
+        return float(rel[-1] + (rel[-1] - rel[-2]) / 2)
+    return round(float((rel[i - 1] + rel[i]) / 2), 6)
+
+
+def _on_frame(rel: Sequence[Fraction], near: int) -> float:
+    """The typed-in time of a frame at or after `near`, preferring an exact decimal whose
+    nearest double is above it (the trap for code that compares binary floats)."""
+    for i in range(near, min(near + 8, len(rel))):
+        t = rel[i]
+        if fc.as_fraction(float(t)) == t and Fraction(float(t)) > t:
+            return float(t)
+    return _decimal(rel[near])
+
+
+def _seconds_case(rel: Sequence[Fraction], *ranges: tuple[float | None, float | None]) -> Case:
+    segs = tuple(Segment(a, b) for a, b in ranges)
+    exp = tuple(fc.expected_range(list(rel), a, b, origin=Fraction(0)) for a, b in ranges)
+    return Case(segs, exp)
+
+
+def _cases(s: MediaSample) -> dict[str, Case]:
+    """The generic cases for one source, placed by its own keyframes."""
+    vf = fc.video_frames(s.path)
+    rel, kf, n = vf.relative(), vf.keyframes, vf.count
+    k1, k2 = kf[1], kf[2]
+    k3 = kf[3] if len(kf) > 3 else n
+    mid_gop = (k1 + k2) // 2
+    return {
+        "keyframe_in": _seconds_case(rel, (_decimal(rel[k1]), _on_frame(rel, k3 - 4))),
+        "inside_one_gop": _seconds_case(rel, (_mid(rel, k1 + 2), _mid(rel, k2 - 3))),
+        "one_frame": _seconds_case(rel, (_mid(rel, mid_gop), _mid(rel, mid_gop + 1))),
+        "very_start": _seconds_case(rel, (None, _mid(rel, k2 + 3))),
+        "very_end": _seconds_case(rel, (_mid(rel, k1 + 3), None)),
+        "whole_file": Case((Segment(),), ((0, n),)),
+        "multi_segment": _seconds_case(
+            rel, (_mid(rel, 3), _mid(rel, k2 + 2)), (_mid(rel, k2 + 6), _mid(rel, n - 4))
+        ),
+    }
+
+
+def _smpte_case(s: MediaSample, origin: TimecodeOrigin, first: int, end: int) -> Case:
+    """SMPTE in/out labels naming source frames [first, end) directly."""
+    assert s.rate is not None and s.start_timecode is not None
+    drop = s.drop_frame
+    base = (
+        fc.smpte_frame_number(s.start_timecode, s.rate) if origin is TimecodeOrigin.EMBEDDED else 0
+    )
+    a = fc.smpte_label(base + first, s.rate, drop)
+    b = fc.smpte_label(base + end, s.rate, drop)
+    return Case((Segment(a, b),), ((first, end),), origin)
+
+
+# --- running a cut and judging it ----------------------------------------------------------
+
+
+def _cut(
+    s: MediaSample, tmp: Path, case: Case, accuracy: Accuracy, preset: Preset
+) -> tuple[Path, Any]:
+    spec = CutSpec(
+        segments=case.segments, accuracy=accuracy, preset=preset, timecode_origin=case.origin
+    )
+    media = engine.probe(s.path)
+    out = tmp / f"clip{engine.output_extension(media, preset)}"
+    report = engine.cut(s.path, out, spec, media=media)
+    assert out.exists(), "cut returned without writing the output"
+    return out, report
+
+
+def _expected_indices(case: Case) -> list[int]:
+    return [i for a, b in case.expected for i in range(a, b)]
+
+
+def _assert_frames_match(src: Path, out: Path, expected: list[int]) -> None:
+    """Every output frame is the expected source frame, better than its neighbours."""
+    src_gray, out_gray = fc.gray_frames(src), fc.gray_frames(out)
+    assert len(out_gray) == len(expected), (
+        f"decoded {len(out_gray)} frames, expected {len(expected)}"
+    )
+    for pos, want in enumerate(expected):
+        score = fc.psnr(out_gray[pos], src_gray[want])
+        neighbours = [
+            fc.psnr(out_gray[pos], src_gray[j])
+            for j in (want - 1, want + 1)
+            if 0 <= j < len(src_gray)
+        ]
+        assert score >= MIN_PSNR_DB, f"output frame {pos} vs source {want}: {score:.1f} dB"
+        assert all(score > other for other in neighbours), (
+            f"output frame {pos} looks more like a neighbour of source frame {want}: "
+            f"{score:.1f} dB vs {[round(x, 1) for x in neighbours]}"
+        )
+
+
+def _assert_copied_frames_identical(src: Path, out: Path, case: Case, report: Any) -> None:
+    """A segment's reported copied frames are bit-identical to the source's decoded frames."""
+    src_h, out_h = fc.decoded_frame_hashes(src), fc.decoded_frame_hashes(out)
+    kf = fc.video_frames(src).keyframes
+    pos = 0
+    for (a, b), seg in zip(case.expected, report.segments, strict=True):
+        if seg.frames_copied:
+            # Copying can only start on a keyframe: the first one at or after the in-point.
+            k_in = next(k for k in kf if k >= a)
+            lo = pos + (k_in - a)
+            copied = range(lo, lo + seg.frames_copied)
+            bad = [p for p in copied if out_h[p] != src_h[a + p - pos]]
+            assert not bad, f"reported copied, but not bit-identical: output frames {bad[:5]}"
+        pos += b - a
+
+
+def _assert_av_agree(out: Path) -> None:
+    d = fc.stream_durations(out)
+    assert d.audio_s is not None and d.audio_frame_s is not None and d.audio_start_s is not None
+    assert abs(d.audio_s - d.video_s) <= d.audio_frame_s + _MS, (
+        f"audio {float(d.audio_s):.4f} s vs video {float(d.video_s):.4f} s"
+    )
+    assert abs(d.audio_start_s - d.video_start_s) <= d.audio_frame_s + _MS
+
+
+def _judge_exact(s: MediaSample, out: Path, case: Case, report: Any, preset: Preset) -> None:
+    expected = _expected_indices(case)
+    assert report.frame_count == len(expected)
+    assert [(g.delivered_first.frame, g.delivered_last.frame + 1) for g in report.segments] == [
+        (a, b) for a, b in case.expected
+    ]
+    _assert_frames_match(s.path, out, expected)
+    _assert_copied_frames_identical(s.path, out, case, report)
+    assert fc.decode_errors(out) == ""
+    _assert_av_agree(out)
+    assert report.verification.passed
+    src_codecs, out_codecs = fc.stream_codecs(s.path), fc.stream_codecs(out)
+    if preset is Preset.ORIGINAL:
+        assert fc.container_format(out) == fc.container_format(s.path)
+        assert out_codecs["video"] == src_codecs["video"]
+        assert out_codecs["audio"] == src_codecs["audio"]
+    else:
+        assert fc.container_format(out).startswith("mov,mp4")
+        assert out.suffix == ".mp4"
+        assert (out_codecs["video"], out_codecs["audio"]) == ("h264", "aac")
+    if s.open_gop and case.expected != ((0, fc.video_frames(s.path).count),):
+        for seg in report.segments:
+            assert seg.strategy == "reencode" and seg.fallback_reason, (
+                "an open-GOP source must fall back to a full re-encode, with a reason"
+            )
+
+
+# --- the matrix ----------------------------------------------------------------------------
+
+GENERIC = (
+    "keyframe_in",
+    "inside_one_gop",
+    "one_frame",
+    "very_start",
+    "very_end",
+    "whole_file",
+    "multi_segment",
+)
+
+
+@pytest.mark.parametrize("case_name", GENERIC)
+@pytest.mark.parametrize("source", VALID_SOURCES)
+def test_exact_original(
+    media_library: MediaLibrary, tmp_path: Path, source: str, case_name: str
+) -> None:
+    s = media_library.get(source)
+    case = _cases(s)[case_name]
+    out, report = _cut(s, tmp_path, case, Accuracy.EXACT, Preset.ORIGINAL)
+    _judge_exact(s, out, case, report, Preset.ORIGINAL)
+
+
+def test_exact_cases_exercise_smart_cutting(media_h264_mp4: MediaSample, tmp_path: Path) -> None:
+    """The matrix would prove little if nothing were ever copied: a long range must be smart."""
+    case = _cases(media_h264_mp4)["multi_segment"]
+    out, report = _cut(media_h264_mp4, tmp_path, case, Accuracy.EXACT, Preset.ORIGINAL)
+    assert report.frames_copied > 0 and report.frames_reencoded > 0
+    assert report.strategy == "smart"
+    _judge_exact(media_h264_mp4, out, case, report, Preset.ORIGINAL)
+
+
+SMPTE_CASES: list[tuple[str, TimecodeOrigin, int, int]] = [
+    ("h264_mp4", TimecodeOrigin.EMBEDDED, 40, 100),  # drop-frame labels from 01:00:00;00
+    ("h264_mp4", TimecodeOrigin.ZERO, 37, 38),  # one frame, on a keyframe
+    ("h264_faststart_mp4", TimecodeOrigin.EMBEDDED, 0, 74),
+    ("h264_mov", TimecodeOrigin.EMBEDDED, 30, 95),  # from 10:00:00:00
+    ("h264_mov", TimecodeOrigin.ZERO, 12, 61),
+]
+
+
+@pytest.mark.parametrize(("source", "origin", "first", "end"), SMPTE_CASES)
+def test_exact_smpte(
+    media_library: MediaLibrary,
+    tmp_path: Path,
+    source: str,
+    origin: TimecodeOrigin,
+    first: int,
+    end: int,
+) -> None:
+    s = media_library.get(source)
+    case = _smpte_case(s, origin, first, end)
+    out, report = _cut(s, tmp_path, case, Accuracy.EXACT, Preset.ORIGINAL)
+    _judge_exact(s, out, case, report, Preset.ORIGINAL)
+    if origin is TimecodeOrigin.EMBEDDED:
+        assert report.segments[0].delivered_first.timecode == case.segments[0].start
+
+
+@pytest.mark.parametrize(
+    ("source", "case_name"),
+    [
+        ("hevc_closed_mp4", "multi_segment"),
+        ("h264_mkv", "inside_one_gop"),
+        ("h264_ts", "keyframe_in"),
+        ("hevc_open_mp4", "very_end"),
+        ("h264_mov", "one_frame"),
+    ],
+)
+def test_exact_preset_mp4(
+    media_library: MediaLibrary, tmp_path: Path, source: str, case_name: str
+) -> None:
+    s = media_library.get(source)
+    case = _cases(s)[case_name]
+    out, report = _cut(s, tmp_path, case, Accuracy.EXACT, Preset.MP4)
+    _judge_exact(s, out, case, report, Preset.MP4)
+
+
+# --- fast mode -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case_name", ["inside_one_gop", "multi_segment", "very_end"])
+@pytest.mark.parametrize("source", VALID_SOURCES)
+def test_fast_copies_from_the_keyframe_before(
+    media_library: MediaLibrary, tmp_path: Path, source: str, case_name: str
+) -> None:
+    s = media_library.get(source)
+    case = _cases(s)[case_name]
+    out, report = _cut(s, tmp_path, case, Accuracy.FAST, Preset.ORIGINAL)
+    assert report.strategy == "copy" and report.frames_reencoded == 0
+    kf = fc.video_frames(s.path).keyframes
+    src_h, out_h = fc.decoded_frame_hashes(s.path), fc.decoded_frame_hashes(out)
+    claimed: list[int] = []
+    for (a, b), seg in zip(case.expected, report.segments, strict=True):
+        first, last = seg.delivered_first.frame, seg.delivered_last.frame
+        # The engine documents no edit lists in fast mode: what a decoder shows is the claim.
+        assert first == max(k for k in kf if k <= a), "must start at the keyframe at/before in"
+        assert last + 1 >= b, "the requested frames must all be there"
+        assert seg.strategy == "copy" and seg.frames_reencoded == 0
+        claimed.extend(range(first, last + 1))
+    assert report.frame_count == len(claimed)
+    assert out_h == [src_h[i] for i in claimed], "decoded output differs from the claimed frames"
+    assert fc.decode_errors(out) == ""
+    assert fc.container_format(out) == fc.container_format(s.path)
+
+
+# --- hygiene -------------------------------------------------------------------------------
+
+
+def _children() -> list[str]:
+    """Our child processes (any state, zombies included), as 'pid comm state'."""
+    import os
+
+    me = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            comm = fields[0].split("(", 1)[1]
+            state, ppid = fields[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me:
+            found.append(f"{stat.parent.name} {comm} {state}")
+    return found
+
+
+def test_source_whose_name_starts_with_a_dash(media_dash_name: MediaSample, tmp_path: Path) -> None:
+    case = _cases(media_dash_name)["inside_one_gop"]
+    out, report = _cut(media_dash_name, tmp_path, case, Accuracy.EXACT, Preset.ORIGINAL)
+    _judge_exact(media_dash_name, out, case, report, Preset.ORIGINAL)
+
+
+def _isolated_temp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Point every temp-dir lookup at an empty folder so stray temp files show up."""
+    import tempfile
+
+    tmp = tmp_path / "system-tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+def test_cut_leaves_no_temp_files_or_processes(
+    media_h264_mp4: MediaSample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_tmp = _isolated_temp(monkeypatch, tmp_path)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    case = _cases(media_h264_mp4)["multi_segment"]
+    out, report = _cut(media_h264_mp4, outdir, case, Accuracy.EXACT, Preset.ORIGINAL)
+    assert report.frame_count == len(_expected_indices(case))
+    assert sorted(p.name for p in outdir.iterdir()) == [out.name]
+    assert list(system_tmp.iterdir()) == []
+    assert _children() == []
+
+
+@pytest.mark.parametrize("when", ["probing", "cutting"])
+def test_canceled_cut_leaves_nothing_behind(
+    media_h264_mp4: MediaSample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    import threading
+
+    from clipper.errors import Canceled
+
+    system_tmp = _isolated_temp(monkeypatch, tmp_path)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def progress(phase: str, fraction: float) -> None:
+        seen.append(phase)
+        if phase == when:
+            cancel.set()
+
+    case = _cases(media_h264_mp4)["multi_segment"]
+    spec = CutSpec(segments=case.segments)
+    out = outdir / "clip.mp4"
+    with pytest.raises(Canceled):
+        engine.cut(media_h264_mp4.path, out, spec, progress=progress, cancel=cancel)
+    assert when in seen
+    assert list(outdir.iterdir()) == []
+    assert list(system_tmp.iterdir()) == []
+    assert _children() == []
+
+
+def test_progress_reports_phases_in_order(media_h264_mp4: MediaSample, tmp_path: Path) -> None:
+    calls: list[tuple[str, float]] = []
+    record: Callable[[str, float], None] = lambda p, f: calls.append((p, f))  # noqa: E731
+    case = _cases(media_h264_mp4)["keyframe_in"]
+    engine.cut(
+        media_h264_mp4.path, tmp_path / "c.mp4", CutSpec(segments=case.segments), progress=record
+    )
+    phases = [p for p, _ in calls]
+    order = ["probing", "cutting", "verifying"]
+    seen = [p for p in order if p in phases]
+    assert seen[-2:] == ["cutting", "verifying"]
+    assert phases == sorted(phases, key=order.index)
+    assert all(0.0 <= f <= 1.0 for _, f in calls)
