@@ -55,14 +55,26 @@ def part_argv(
     last_in_stream: bool,
     ffmpeg_path: str,
     threads: int,
+    seek_key: int = 0,
 ) -> list[str]:
-    """Command line for one video-only part written as MPEG-TS."""
+    """Command line for one video-only part written as MPEG-TS.
+
+    `seek_key` is a keyframe at or before the part's start. MPEG-TS inputs seek by byte
+    position and land anywhere in a GOP (decoding from there gives broken frames), so for
+    them the input seek aims just before that keyframe and an output seek skips to the
+    part's first frame; MP4/MOV and MKV seek to a keyframe themselves.
+    """
     in_opts: dict[str, Any] = {}
-    ss = seek_seconds(media, part.start)
+    out: dict[str, Any] = {"map": f"0:{media.video.index}", "an": None, "sn": None, "dn": None}
+    first = part.start
+    if media.container == "mpegts" and part.mode == "encode":
+        first = min(seek_key, part.start)
+        if part.start > first:
+            out["ss"] = f"{float(Fraction(part.start - first) / media.frame_rate):.6f}"
+    ss = seek_seconds(media, first)
     if ss is not None:
         in_opts["ss"] = f"{ss:.6f}"
     stream = ffmpeg.source_input(source, **in_opts)
-    out: dict[str, Any] = {"map": f"0:{media.video.index}", "an": None, "sn": None, "dn": None}
     if part.mode == "copy":
         # Drop packets before the seek point: the part starts at the keyframe itself.
         out.update({"c:v": "copy", "copypriorss": 0})

@@ -44,6 +44,9 @@ __all__ = [
 KEYFRAME_WINDOW_SECONDS = 10.0
 #: Packets listed past an out-point (fast mode needs the reordered frames after it).
 END_WINDOW_SECONDS = 1.0
+#: MPEG-TS seeks land anywhere in a GOP: list packets from this far before an in-point so
+#: the keyframe at or before it is known.
+TS_LOOKBACK_SECONDS = 5.0
 #: Per-process wall-clock limit when the config sets none: base plus a multiple of the clip.
 TIMEOUT_BASE_SECONDS = 120.0
 TIMEOUT_PER_CLIP_SECOND = 10.0
@@ -79,7 +82,7 @@ def probe(source: str | Path, *, config: EngineConfig = DEFAULT_CONFIG) -> Media
 
 
 def output_extension(media: MediaInfo, preset: Preset) -> str:
-    """ ".mp4", ".mov", ".mkv" or ".ts": the container a cut of `media` with `preset` gets."""
+    """The output container's extension (.mp4, .mov, .mkv or .ts) for `media` and `preset`."""
     return _output_extension(media, preset)
 
 
@@ -192,17 +195,14 @@ def plan_segments(
     *,
     config: EngineConfig = DEFAULT_CONFIG,
     cancel: threading.Event | None = None,
-) -> list[SegmentPlan]:
-    """Read packets near the cut points once, then plan every segment."""
-    if spec.preset is not Preset.ORIGINAL:
-        return [
-            plan_reencode(r, f"preset {spec.preset.value} re-encodes the range") for r in ranges
-        ]
+) -> tuple[list[SegmentPlan], list[int]]:
+    """Read packets near the cut points once, then plan every segment; also the keyframes."""
     total = media.frame_count
     intervals: list[tuple[float, float | None]] = []
     for r in ranges:
         head_end = min(_abs_time(media, r.start) + KEYFRAME_WINDOW_SECONDS, _abs_time(media, r.end))
-        intervals.append((_abs_time(media, r.start), head_end))
+        lookback = TS_LOOKBACK_SECONDS if media.container == "mpegts" else 0.0
+        intervals.append((_abs_time(media, r.start) - lookback, head_end))
         if r.end < total:
             t_end = _abs_time(media, r.end)
             intervals.append((t_end, t_end + END_WINDOW_SECONDS))
@@ -210,19 +210,22 @@ def plan_segments(
         source, media, _merge(intervals), ffprobe_path=config.ffprobe_path, cancel=cancel
     )
     keys = sorted({_index(media, p.pts) for p in packets if p.keyframe})
+    if spec.preset is not Preset.ORIGINAL:
+        reason = f"preset {spec.preset.value} re-encodes the range"
+        return [plan_reencode(r, reason) for r in ranges], keys
     plans = []
     if spec.accuracy is Accuracy.FAST:
         for r in ranges:
             end_key = max((k for k in keys if k <= r.end), default=0)
             order = _decode_order_from(media, packets, end_key)
             plans.append(plan_fast(r, keys, total_frames=total, decode_order_at_end=order))
-        return plans
+        return plans, keys
     unsafe = None
     if media.video.codec not in SMART_CUT_CODECS:
         unsafe = f"smart cut is not supported for {media.video.codec}"
     elif _has_open_gop(media, packets):
         unsafe = "open GOP: frames after a keyframe reference frames before it"
-    return [plan_exact(r, keys, total_frames=total, unsafe_reason=unsafe) for r in ranges]
+    return [plan_exact(r, keys, total_frames=total, unsafe_reason=unsafe) for r in ranges], keys
 
 
 def _timeout(config: EngineConfig, plans: list[SegmentPlan], media: MediaInfo) -> float:
@@ -248,7 +251,7 @@ def cut(
     if media is None:
         media = probing.probe(source, ffprobe_path=config.ffprobe_path, cancel=cancel)
     ranges = resolve_ranges(media, spec)
-    plans = plan_segments(source, media, spec, ranges, config=config, cancel=cancel)
+    plans, keys = plan_segments(source, media, spec, ranges, config=config, cancel=cancel)
     report_progress("probing", 1.0)
     extension = output_extension(media, spec.preset)
     output = Path(output)
@@ -279,6 +282,7 @@ def cut(
             timeout_seconds=timeout,
             progress=report_progress,
             cancel=cancel,
+            keyframes=keys,
         )
         report_progress("verifying", 0.0)
         expected = sum(p.delivered.count for p in plans)

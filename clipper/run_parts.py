@@ -47,6 +47,7 @@ def run_jobs(
     timeout_seconds: float,
     progress: ProgressFn,
     cancel: threading.Event | None,
+    keyframes: list[int],
 ) -> None:
     """Produce every planned video part, join them and mux the audio into `output`."""
     rate = media.frame_rate
@@ -64,6 +65,7 @@ def run_jobs(
                 last_in_stream=part.end >= media.frame_count,
                 ffmpeg_path=ffmpeg_path,
                 threads=threads,
+                seek_key=max((k for k in keyframes if k <= part.start), default=0),
             )
             seconds = float(Fraction(part.count) / rate)
             weight = seconds * (COPY_WEIGHT if part.mode == "copy" else 1.0)

@@ -99,11 +99,15 @@ def verify_output(
     first = min(video_ts, default=0.0)
     last = max(video_ts, default=0.0)
     duration = count * frame_seconds
-    audio_duration = delta = None
+    audio_duration = delta = lead = None
     if audio and sample_rate:
+        audio_start = min(t for t, _ in audio)
         audio_end = max(t + n / sample_rate for t, n in audio)
-        audio_duration = audio_end - min(t for t, _ in audio)
-        delta = audio_duration - duration
+        audio_duration = audio_end - audio_start
+        delta = audio_end - (last + frame_seconds)
+        # Containers without edit lists (MPEG-TS, MKV) keep the encoder's priming samples,
+        # timestamped before the first video frame: allowed at the start, one frame's worth.
+        lead = first - audio_start
     decode_errors = len([line for line in errors.splitlines() if line.strip()])
     problems = []
     if count != expected_frames:
@@ -114,10 +118,12 @@ def verify_output(
         problems.append(f"frame timestamps span {last - first:.4f} s for {count} frames")
     if expect_audio and audio_duration is None:
         problems.append("the audio stream is missing")
-    if delta is not None and sample_rate:
+    if delta is not None and lead is not None and sample_rate:
         tolerance = AUDIO_FRAME_SAMPLES / sample_rate + AUDIO_SLACK_SECONDS
         if abs(delta) > tolerance:
-            problems.append(f"audio differs from video by {delta * 1000:.1f} ms")
+            problems.append(f"audio ends {delta * 1000:.1f} ms away from the video's end")
+        if abs(lead) > tolerance:
+            problems.append(f"audio starts {lead * 1000:.1f} ms away from the video's start")
     result = Verification(
         frame_count=count,
         expected_frame_count=expected_frames,
