@@ -282,3 +282,9 @@ def test_link_ttl_is_bounded(storage_settings: Settings) -> None:
     for ttl in (0, 7 * 24 * 3600 + 1):
         with pytest.raises(BadRequest):
             storage.download_url("clips", "a.mp4", filename="a.mp4", ttl_seconds=ttl)
+
+
+def test_s3_missing_bucket_is_not_a_client_error(s3_server: S3Server) -> None:
+    storage = S3Storage(s3_settings(s3_server))  # buckets never created
+    with pytest.raises(TransientError):
+        storage.list_sources()

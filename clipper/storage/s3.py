@@ -44,7 +44,8 @@ HTTP_RETRIES = 1
 #: Multipart part size for clip and source uploads; smaller files go up in one PUT.
 PART_SIZE_BYTES = 64 * 1024 * 1024
 
-_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "NotFound"})
+# A missing bucket is not the client's fault (nothing was set up): it stays a TransientError.
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})
 
 
 def http_pool(
@@ -283,6 +284,6 @@ class S3Storage:
 
 
 def _raise_s3_error(exc: S3Error, operation: str, key: str | None) -> NoReturn:
-    if exc.code in _MISSING_CODES:
-        raise NotFound(f"object {key!r} not found" if key else "bucket not found") from None
+    if exc.code in _MISSING_CODES and key is not None:
+        raise NotFound(f"object {key!r} not found") from None
     raise TransientError(f"storage {operation} failed: {exc.code}") from None
