@@ -26,13 +26,43 @@ DEFAULT_GRACE_SECONDS = 10.0
 #: How often the supervisor looks at its children.
 POLL_INTERVAL_SECONDS = 0.2
 
+#: After the grace period a second SIGTERM (RQ's cold shutdown: it kills its work-horse) gets
+#: this long before SIGKILL.
+SECOND_TERM_SECONDS = 2.0
+
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 def _die_with_parent() -> None:
     """Runs in the forked child before exec: SIGKILL this process when the supervisor dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def adopt_orphans() -> None:
+    """Make this process the reaper of its orphaned descendants (Linux child subreaper).
+
+    An RQ work-horse leaves its worker's process group (setpgrp), so killing a stuck worker's
+    group misses it; as a subreaper we inherit it and can kill it instead of leaking it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _adopted(known: set[int]) -> list[int]:
+    """Our child processes that we did not start: orphans re-parented to us."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in known:
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == me:
+            found.append(int(entry.name))
+    return found
 
 
 @dataclass
@@ -58,6 +88,9 @@ class Supervisor:
 
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     say: Callable[[str], None] = print
+    #: Become a child subreaper and kill adopted orphans on stop (`clipper up`; not in tests
+    #: that share their process with others).
+    reap_orphans: bool = False
     children: list[Child] = field(default_factory=list)
     #: Set by a second Ctrl-C: skip the grace period and kill at once.
     hurry: threading.Event = field(default_factory=threading.Event)
@@ -72,6 +105,8 @@ class Supervisor:
         log_path: Path | None = None,
     ) -> Child:
         """Start `argv` as child `name`; output goes to `log_path`, or to our own stdout/stderr."""
+        if self.reap_orphans and not self.children:
+            adopt_orphans()
         log: IO[bytes] | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,9 +157,25 @@ class Supervisor:
             deadline = time.monotonic() + self.grace_seconds
             for child in group:
                 self._wait_or_kill(child, deadline)
+        if self.reap_orphans:
+            self._kill_adopted()
         for child in self.children:
             if child.log is not None:
                 child.log.close()
+
+    def _kill_adopted(self) -> None:
+        known = {c.pid for c in self.children}
+        for _round in range(10):  # killing an orphan can orphan its own children: repeat
+            orphans = _adopted(known)
+            if not orphans:
+                return
+            for pid in orphans:
+                self.say(f"killing orphaned process {pid}")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in orphans:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
 
     def _terminate(self, child: Child) -> None:
         child.stopping = True
@@ -139,8 +190,13 @@ class Supervisor:
                 break
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.process.wait(timeout=POLL_INTERVAL_SECONDS)
-        if child.process.poll() is None:
-            self.say(f"{child.name} did not stop in time: killing it")
+        if child.process.poll() is None and not self.hurry.is_set():
+            # A second SIGTERM is RQ's cold shutdown: the worker kills its work-horse itself.
+            self.say(f"{child.name} did not stop in time: asking once more, then killing it")
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=SECOND_TERM_SECONDS)
         # Kill the whole group even after a clean exit: an RQ work-horse or an FFmpeg the
         # child started may still be in it. The group id stays reserved while members live.
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -319,3 +319,40 @@ def test_free_port_prefers_the_given_one_when_free() -> None:
         busy.listen()
         assert not port_is_free("127.0.0.1", port)
         assert free_port(preferred=port) != port
+
+
+def _run_stubborn_parent(tmp_path: Path, reap_orphans: bool) -> int:
+    """A supervisor whose child ignores SIGTERM and has a grandchild in its own session (as
+    an RQ work-horse leaves its worker's group); returns the grandchild's pid."""
+    pid_file = tmp_path / f"escaped-{reap_orphans}"
+    script = f"setsid sleep 61 & echo $! > {pid_file}; trap '' TERM; wait"
+    code = (
+        "import pathlib, time; from clipper.supervise import Supervisor\n"
+        f"sup = Supervisor(grace_seconds=0.5, say=print, reap_orphans={reap_orphans})\n"
+        f"sup.start('stubborn', ['sh', '-c', {script!r}])\n"
+        f"p = pathlib.Path({str(pid_file)!r})\n"
+        "while not (p.exists() and p.read_text().strip()): time.sleep(0.05)\n"
+        "sup.stop_all()\n"
+    )
+    # No pipes: the escaped grandchild would hold them open and stall run().
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        timeout=30,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return int(pid_file.read_text())
+
+
+def test_supervisor_kills_orphans_that_left_the_process_group(tmp_path: Path) -> None:
+    escaped = _run_stubborn_parent(tmp_path, reap_orphans=False)
+    try:
+        assert _alive(escaped)  # the leak the subreaper exists for
+    finally:
+        os.kill(escaped, signal.SIGKILL)
+    escaped = _run_stubborn_parent(tmp_path, reap_orphans=True)
+    deadline = time.monotonic() + 5
+    while _alive(escaped) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(escaped)

@@ -180,7 +180,11 @@ def up(
     api = f"http://{_connect_host(host)}:{port}"
 
     stop, cancel = threading.Event(), threading.Event()
-    sup = Supervisor(grace_seconds=grace_seconds, say=lambda m: console.print(f"[dim]{m}[/]"))
+    sup = Supervisor(
+        grace_seconds=grace_seconds,
+        say=lambda m: console.print(f"[dim]{m}[/]"),
+        reap_orphans=True,
+    )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
@@ -228,9 +232,9 @@ def up(
             _died(failed)
     finally:
         cancel.set()
-        sup.stop_all()
-        if sampler is not None:
+        if sampler is not None:  # its FFmpeg is our child: gone before orphans are reaped
             sampler.join(timeout=grace_seconds)
+        sup.stop_all()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     console.print("[bold]Clipper stopped.[/]")
