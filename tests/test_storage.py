@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -288,3 +289,33 @@ def test_s3_missing_bucket_is_not_a_client_error(s3_server: S3Server) -> None:
     storage = S3Storage(s3_settings(s3_server))  # buckets never created
     with pytest.raises(TransientError):
         storage.list_sources()
+
+
+def test_s3_5xx_is_transient(s3_server: S3Server) -> None:
+    class Unavailable(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_PUT = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"127.0.0.1:{server.server_address[1]}"
+        storage = S3Storage(s3_settings(s3_server, s3_endpoint=endpoint))
+        started = time.monotonic()
+        with pytest.raises(TransientError):
+            storage.stat_source("a.mp4")
+        with pytest.raises(TransientError):
+            storage.list_sources()
+        assert time.monotonic() - started < 5
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
