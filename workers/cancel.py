@@ -15,7 +15,7 @@ from types import TracebackType
 from redis import Redis
 from redis.exceptions import RedisError
 
-from workers import keys, records
+from workers import keys, metrics, records
 from workers.queues import fetch_job
 
 #: How often a running job looks for its cancel flag.
@@ -38,6 +38,8 @@ def request_cancel(conn: Redis, clip_id: str) -> bool:
     job = fetch_job(conn, clip_id)
     if job is not None and job.get_status(refresh=True) in ("queued", "scheduled", "deferred"):
         job.cancel()
+        # A queued job never runs, so nobody else counts its cancel.
+        metrics.record_state(conn, "canceled", clip_id=clip_id)
     return True
 
 

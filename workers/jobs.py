@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clipper.engine import EngineConfig
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from clipper import engine
+from clipper.engine import EngineConfig
 from clipper.errors import BadRequest, Canceled, ClipperError, TransientError
 from clipper.settings import Settings, get_settings
 from clipper.storage import Storage, open_storage
@@ -68,18 +68,18 @@ def run_clip(clip_id: str) -> dict[str, Any] | None:
         progress={"phase": "probing", "percent": 0.0, "eta_seconds": None},
     ):
         return None
-    metrics.record_state(conn, "running")
+    metrics.record_state(conn, "running", clip_id=clip_id)
     wall_start = time.monotonic()
     try:
         result = _cut_and_store(conn, open_storage(settings), settings, record)
     except Canceled:
         log.info("clip %s canceled", clip_id)
-        metrics.record_state(conn, "canceled")
+        metrics.record_state(conn, "canceled", clip_id=clip_id)
         return None
     except Exception as exc:
         if _cancel_requested(conn, clip_id):
             # The engine may report a killed FFmpeg as an error: the cancel explains it.
-            metrics.record_state(conn, "canceled")
+            metrics.record_state(conn, "canceled", clip_id=clip_id)
             return None
         if isinstance(exc, TransientError | RedisError | OSError | JobTimeoutException):
             _transient(conn, record, exc, time.monotonic() - wall_start)
@@ -182,7 +182,7 @@ def _succeed(
             open_storage(get_settings()).delete_clip(record.object_key)
             conn.delete(keys.content(record.content_hash))
         raise Canceled("canceled while uploading")
-    metrics.record_state(conn, "succeeded")
+    metrics.record_state(conn, "succeeded", clip_id=record.id)
     if record.callback_url:
         enqueue_delivery(conn, record.id, "clip.succeeded")
     return result
@@ -225,7 +225,7 @@ def _fail(conn: Redis, record: ClipRecord, exc: BaseException, wall_seconds: flo
         conn, record.id, ("running",), status="failed", error=error, finished_at=records.now_iso()
     ):
         metrics.record_failure(conn, error["code"], wall_seconds=wall_seconds)
-        metrics.record_state(conn, "failed")
+        metrics.record_state(conn, "failed", clip_id=record.id, error=error["code"])
         if record.callback_url:
             enqueue_delivery(conn, record.id, "clip.failed")
 
@@ -243,6 +243,7 @@ def _transient(conn: Redis, record: ClipRecord, exc: BaseException, wall_seconds
                 error=error,
                 progress={"phase": "waiting_retry", "percent": 0.0, "eta_seconds": None},
             )
+            metrics.record_state(conn, "queued", clip_id=record.id, error=error["code"])
         except RedisError:
             log.warning("clip %s: could not record the retry", record.id)
         return

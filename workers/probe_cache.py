@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
-from clipper.engine import EngineConfig, MediaInfo
 from redis import Redis
 
 from clipper import engine
+from clipper.engine import EngineConfig, MediaInfo
 from clipper.storage import Storage
 from workers import keys
 

@@ -25,16 +25,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from clipper.engine import EngineConfig, MediaInfo
 from redis import Redis
 
 from clipper import engine
+from clipper.engine import EngineConfig, MediaInfo
 from clipper.errors import BadRequest, NotFound, UnsafeInput
 from clipper.plan import FrameRange
 from clipper.settings import Settings
 from clipper.spec import Preset
 from clipper.storage import Storage, validate_key
-from workers import keys, records
+from workers import keys, metrics, records
 from workers.clipspec import body_hash, content_hash, join_hash, spec_from_request
 from workers.probe_cache import cached_probe
 from workers.queues import DEFAULT_QUEUE, enqueue_clip, job_timeout_seconds
@@ -117,8 +117,11 @@ def submit_clip(
             return remembered
     submission = _submit(conn, storage, settings, owner, body)
     if idem_key:
-        entry = {"body_sha256": digest, "status_code": submission.status_code}
-        entry["clip_id"] = submission.record.id  # type: ignore[assignment]
+        entry: dict[str, str | int] = {
+            "body_sha256": digest,
+            "status_code": submission.status_code,
+            "clip_id": submission.record.id,
+        }
         if not conn.set(idem_key, json.dumps(entry), nx=True, ex=keys.IDEMPOTENCY_TTL_SECONDS):
             return _remembered(conn, idem_key, digest) or submission
     return submission
@@ -226,14 +229,15 @@ def _claim(conn: Redis, storage: Storage, record: ClipRecord, jhash: str) -> Sub
     for _ in range(5):
         if conn.set(join_key, record.id, nx=True, ex=keys.RECORD_TTL_SECONDS):
             return _publish(conn, record)
-        existing_id = conn.get(join_key)
-        if existing_id is None:
+        raw_id = conn.get(join_key)
+        if raw_id is None:
             continue
-        existing = records.load(conn, existing_id.decode())  # type: ignore[union-attr]
+        existing_id = bytes(raw_id).decode()  # type: ignore[arg-type]
+        existing = records.load(conn, existing_id)
         if existing is not None and _still_good(storage, existing):
             conn.delete(keys.clip(record.id))
             return Submission(200 if existing.status == "succeeded" else 202, existing)
-        replaced = conn.eval(  # type: ignore[no-untyped-call]
+        replaced = conn.eval(
             _COMPARE_AND_SET, 1, join_key, existing_id, record.id, keys.RECORD_TTL_SECONDS
         )
         if replaced:
@@ -271,4 +275,5 @@ def _publish(conn: Redis, record: ClipRecord) -> Submission:
             error={"code": "transient", "message": "could not queue the job; retry"},
         )
         raise
+    metrics.record_state(conn, "queued", clip_id=record.id, queue=record.queue)
     return Submission(202, record)

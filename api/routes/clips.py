@@ -19,7 +19,7 @@ from workers.webhooks import client_secret
 
 router = APIRouter(prefix="/v1", tags=["clips"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or unknown API key", **_PROBLEM},
     404: {"description": "no such clip (or not yours)", **_PROBLEM},

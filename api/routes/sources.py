@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from clipper.engine import EngineConfig
 from fastapi import APIRouter, Query
 
 from api.deps import ClientDep, RedisDep, SettingsDep, StorageDep
 from api.models import SourceDetail, SourceItem, SourceList
 from clipper import engine
+from clipper.engine import EngineConfig
 from clipper.errors import NotFound, UnsafeInput
 from clipper.storage import validate_key
 from clipper.storage.base import validate_prefix
