@@ -213,7 +213,6 @@ def test_ffmpeg_reads_s3_source_with_range_requests(
     print(
         f"\nsource {size} B; ffprobe read {probe_bytes} B; one frame at 11.5 s read {seek_bytes} B"
     )
-    # Counted bytes include what sat in socket buffers when FFmpeg dropped a connection to
-    # seek, so they exceed what FFmpeg used; a full read would still be far more.
-    assert 0 < probe_bytes < size / 2
-    assert 0 < seek_bytes < size / 2
+    # Measured: ~0.4 MB and ~1 MB of 35 MB (index + a few frames + socket buffers).
+    assert 0 < probe_bytes < size / 8
+    assert 0 < seek_bytes < size / 8
