@@ -139,6 +139,15 @@ class JsonFormatter(logging.Formatter):
 _HANDLER_NAME = "clipper-json"
 
 
+class _LiveStderrHandler(logging.StreamHandler[IO[str]]):
+    """Writes to whatever `sys.stderr` is at emit time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Emit to the current stderr."""
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(
     level: int | str = "INFO", *, secrets: Iterable[str] = (), stream: IO[str] | None = None
 ) -> logging.Handler:
@@ -147,7 +156,9 @@ def setup_logging(
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.StreamHandler[IO[str]] = (
+        logging.StreamHandler(stream) if stream is not None else _LiveStderrHandler()
+    )
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)

@@ -23,7 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.worker import BaseWorker
 
-from clipper.logs import redact
+from clipper.logs import log_state_change, redact
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,13 @@ def observe(conn: Redis, name: str, value: float, **labels: str) -> None:
 # --- the hooks the job code and the API call -------------------------------------------------
 
 
-def record_state(conn: Redis, status: str) -> None:
-    """Count a clip entering `status` (queued, running, succeeded, failed, canceled)."""
+def record_state(conn: Redis, status: str, *, clip_id: str | None = None, **fields: Any) -> None:
+    """Count a clip entering `status` (queued, running, succeeded, failed, canceled); with
+    `clip_id`, also write the state-change log line (so the two never disagree)."""
     inc(conn, "clips_total", status=status)
+    if clip_id is not None:
+        # The RQ job id is the clip id (workers.queues.enqueue_clip).
+        log_state_change(clip_id, status, job_id=clip_id, **fields)
 
 
 def record_success(

@@ -17,9 +17,12 @@ from api.ops import admin
 from api.ops.dashboard import dashboard_app
 from api.ops.health import Check, FFmpegCheck, health_router
 from api.ops.metrics import ClipperCollector, MetricsMiddleware, build_registry, metrics_router
+from clipper.logs import secrets_from_settings, setup_logging
 from clipper.settings import Settings
 from workers.queues import QUEUE_NAMES
 
+#: Level of the JSON log lines the API writes to stderr.
+LOG_LEVEL = "INFO"
 #: Socket timeouts of the ops Redis client: a scrape or readiness probe must answer fast.
 OPS_REDIS_TIMEOUT_SECONDS = 1.0
 
@@ -36,7 +39,10 @@ def ops_redis(settings: Settings) -> Redis:
 
 
 def install_ops(app: FastAPI, settings: Settings) -> None:
-    """Add metrics middleware and the ops routes and mounts to `app`."""
+    """Set up JSON logging; add metrics middleware and the ops routes and mounts to `app`."""
+    # Here rather than in the CLI: uvicorn configures its loggers before it calls the app
+    # factory (in every worker process), so this is the last word on where lines go.
+    setup_logging(LOG_LEVEL, secrets=secrets_from_settings(settings))
     conn = ops_redis(settings)
     storage = app.state.storage
 

@@ -6,6 +6,7 @@ failed…); owner, timestamps and the classified failure come from the clip reco
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,11 +20,13 @@ from rq.serializers import JSONSerializer
 from api.deps import RedisDep, SettingsDep
 from api.ops.auth import challenge_header, check_authorization
 from api.problems import ApiProblem
-from clipper.logs import log_state_change, redact
+from clipper.logs import redact
 from workers import keys, metrics, records
 from workers.cancel import request_cancel
 from workers.queues import QUEUE_NAMES, get_queue
 from workers.records import ClipRecord
+
+log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "failed", "succeeded", "canceled"]
 
@@ -134,6 +137,16 @@ def list_jobs(
     return {"state": state, "count": len(items), "jobs": items}
 
 
+def _audit(action: str, job_id: str, admin: str) -> None:
+    log.info(
+        "admin %s: %s %s",
+        admin,
+        action,
+        job_id,
+        extra={"event": f"admin.{action}", "clip_id": job_id, "job_id": job_id, "admin": admin},
+    )
+
+
 def _fetch(conn: Redis, job_id: str) -> Job:
     job = Job.fetch_many([job_id], connection=conn, serializer=JSONSerializer)[0]
     if job is None:
@@ -144,6 +157,7 @@ def _fetch(conn: Redis, job_id: str) -> Job:
 @router.post("/jobs/{job_id}/retry", summary="Requeue a failed job")
 def retry_job(job_id: str, admin: AdminDep, conn: RedisDep) -> dict[str, Any]:
     """Put a failed job back on its queue; its clip goes back to `queued`."""
+    _audit("retry", job_id, admin)
     job = _fetch(conn, job_id)
     queue = get_queue(job.origin, conn)
     if job_id not in queue.failed_job_registry:
@@ -159,28 +173,26 @@ def retry_job(job_id: str, admin: AdminDep, conn: RedisDep) -> dict[str, Any]:
         progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
     )
     queue.failed_job_registry.requeue(job_id)
-    metrics.record_state(conn, "queued")
-    log_state_change(job_id, "queued", job_id=job_id, by=admin, action="admin_retry")
+    metrics.record_state(conn, "queued", clip_id=job_id, by=admin, action="admin_retry")
     return {"id": job_id, "state": "queued", "queue": queue.name}
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a queued or running job")
 def cancel_job(job_id: str, admin: AdminDep, conn: RedisDep) -> dict[str, Any]:
     """Cancel like the client's DELETE does; a job without a clip record is stopped directly."""
+    _audit("cancel", job_id, admin)
     job = _fetch(conn, job_id)
     raw_status = job.get_status(refresh=True)
     status = str(getattr(raw_status, "value", raw_status))
     if status not in ("queued", "scheduled", "deferred", "started"):
         raise ApiProblem(409, "not_active", f"job {job_id} is {status}: nothing to cancel")
     if records.load(conn, job_id) is not None:
+        # The client's cancel path: counts and logs the state change itself.
         if not request_cancel(conn, job_id):
             raise ApiProblem(409, "not_active", f"clip {job_id} already finished")
     elif status == "started":
         send_stop_job_command(conn, job_id, serializer=JSONSerializer)
     else:
         job.cancel()
-    if status != "started":
-        # A running job counts its own cancel when it stops; a queued one never runs.
-        metrics.record_state(conn, "canceled")
-    log_state_change(job_id, "canceled", job_id=job_id, by=admin, action="admin_cancel")
+        metrics.record_state(conn, "canceled", clip_id=job_id, by=admin)
     return {"id": job_id, "previous_state": status, "state": "canceled"}

@@ -59,7 +59,12 @@ def worker(queues: str, burst: bool) -> None:
         raise click.BadParameter(
             f"queues must be among {', '.join(QUEUE_NAMES)}", param_hint="--queues"
         )
-    run_worker(get_settings(), names, burst=burst)
+    from clipper.logs import secrets_from_settings, setup_logging
+
+    settings = get_settings()
+    # JSON lines with secrets redacted; installed before RQ so it adds no plain handler.
+    setup_logging("INFO", secrets=secrets_from_settings(settings))
+    run_worker(settings, names, burst=burst)
 
 
 @click.group()
