@@ -29,6 +29,7 @@ from clipper.verify import verify_output
 __all__ = [
     "AccuracyReport",
     "EngineConfig",
+    "FrameRange",
     "MediaInfo",
     "ProgressFn",
     "cut",
