@@ -102,7 +102,25 @@ def test_every_clipper_variable_is_a_real_setting(path: Path) -> None:
     fields = {f"CLIPPER_{name.upper()}" for name in Settings.model_fields}
     used = _variables_in(path.read_text())
     assert used, f"{path.name} names no CLIPPER_ variable at all"
-    assert used - fields == set(), f"{path.name} names settings that do not exist"
+    assert used - fields - _cli_envvars() == set(), f"{path.name} names settings that do not exist"
+
+
+def _cli_envvars(group: click.Group = main) -> set[str]:
+    """Environment variables the command line reads for its own options (client side)."""
+    names: set[str] = set()
+    for command in group.commands.values():
+        for param in command.params:
+            envvar = getattr(param, "envvar", None)
+            names.update([envvar] if isinstance(envvar, str) else envvar or [])
+        if isinstance(command, click.Group):
+            names |= _cli_envvars(command)
+    return names
+
+
+def test_cli_envvars_do_not_shadow_settings() -> None:
+    # A client option reading CLIPPER_X while the service reads setting X would confuse both.
+    fields = {f"CLIPPER_{name.upper()}" for name in Settings.model_fields}
+    assert _cli_envvars() & fields == set()
 
 
 def test_production_compose_sets_every_secret_without_defaults() -> None:
