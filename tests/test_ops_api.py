@@ -299,3 +299,19 @@ def test_admin_cancel_queued_job_and_unknown_job(client: TestClient, conn: Redis
     missing = client.post("/v1/admin/jobs/nope/cancel", headers=bearer(ADMIN[1]))
     assert missing.status_code == 404
     assert missing.json()["field"] == "id"
+
+
+def test_refused_links_are_counted_by_reason(client: TestClient, settings: Settings) -> None:
+    from clipper.storage.links import build_local_link
+
+    secret = settings.link_secret.get_secret_value()
+    future, past = int(time.time()) + 600, int(time.time()) - 10
+    expired = build_local_link("", secret, "clips", "a/b.mp4", filename="b.mp4", expires_unix=past)
+    forged = build_local_link("", "not-the-secret", "clips", "a/b.mp4", filename="b.mp4",
+                              expires_unix=future)  # fmt: skip
+    assert client.get(expired).status_code == 403
+    assert client.get(forged).status_code == 403
+    assert client.get(forged).status_code == 403
+    text = client.get("/metrics").text
+    assert _sample(text, 'clipper_link_issues_total{reason="expired"}') == 1
+    assert _sample(text, 'clipper_link_issues_total{reason="invalid_signature"}') == 2

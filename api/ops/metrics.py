@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import (
@@ -36,7 +36,7 @@ from rq import Queue, Worker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipper.logs import redact
-from workers.metrics import read_snapshot
+from workers.metrics import read_snapshot, record_link_issue
 
 log = logging.getLogger(__name__)
 
@@ -196,3 +196,22 @@ def metrics_router(registry: CollectorRegistry) -> APIRouter:
         return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def link_issue_code(reason: str) -> str:
+    """A metric label for why a signed link was refused (from the link checker's reason)."""
+    text = reason.lower()
+    if "expired" in text:
+        return "expired"
+    if "does not match" in text:
+        return "invalid_signature"
+    if "not signed" in text:
+        return "unsigned"
+    return "refused"
+
+
+def count_link_issue(request: Request, reason: str) -> None:
+    """Count a refused download link, when the app has a Redis client (the full API does)."""
+    conn = getattr(request.app.state, "redis", None)
+    if isinstance(conn, Redis):
+        record_link_issue(conn, link_issue_code(reason))

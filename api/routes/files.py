@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from api.ops.metrics import count_link_issue
 from clipper.errors import ClipperError
 from clipper.settings import Settings, get_settings
 from clipper.storage.base import BUCKETS
@@ -84,6 +85,7 @@ def make_files_router(get_settings: Callable[..., Settings]) -> APIRouter:
             signature=sig,
         )
         if not verdict.ok:
+            count_link_issue(request, verdict.reason)  # ops metric: clipper_link_issues_total
             return problem(403, "link_refused", "Forbidden", verdict.reason)
         if settings.storage != "local" or bucket not in BUCKETS:
             return problem(404, "not_found", "Not found", "no such object")
