@@ -1,0 +1,139 @@
+"""The ways of cutting a range that the engine benchmark times, side by side.
+
+Each method takes (source, output, start, end) in seconds and returns a note (or "") when it
+ran; it raises `Unavailable` when it cannot run here (engine not written yet, peer not
+installed), and any other exception when it failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: What a raw full re-encode uses when the engine does not expose its own encoder settings.
+FALLBACK_VIDEO_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18")
+AUDIO_ARGS = ("-c:a", "aac", "-b:a", "128k")
+#: Where the engine may publish the x264 settings `exact` uses for its re-encoded parts.
+ENGINE_ENCODER_HOOKS = (
+    ("clipper.engine", "reencode_video_args"),
+    ("clipper.ffmpeg", "reencode_video_args"),
+    ("clipper.encode", "reencode_video_args"),
+)
+#: Generous wall-clock limit for one run; a hung method must not hang the whole benchmark.
+RUN_TIMEOUT_SECONDS = 1800
+
+Method = Callable[[Path, Path, float, float], str]
+
+
+class Unavailable(Exception):
+    """The method cannot run on this machine; the table says why instead of a timing."""
+
+
+def _ffmpeg(*argv: str) -> None:
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *argv]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip()[-500:] or f"ffmpeg exited {done.returncode}")
+
+
+def encoder_video_args(source: Path) -> tuple[list[str], str]:
+    """(x264 argv, where it came from): the engine's own settings if it exposes them."""
+    for module_name, attr in ENGINE_ENCODER_HOOKS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        hook = getattr(module, attr, None)
+        if callable(hook):
+            return [str(a) for a in _call_hook(hook, source)], f"{module_name}.{attr}"
+    return list(FALLBACK_VIDEO_ARGS), "fallback (engine exposes no encoder settings)"
+
+
+def _call_hook(hook: Callable[..., Any], source: Path) -> list[Any]:
+    # The hook may want the probed source (profile, level, pixel format) or nothing.
+    try:
+        engine = importlib.import_module("clipper.engine")
+        return list(hook(engine.probe(source)))
+    except TypeError:
+        return list(hook())
+
+
+def raw_copy(source: Path, output: Path, start: float, end: float) -> str:
+    """`ffmpeg -ss A -i src -t D -c copy`: the floor for any cut."""
+    _ffmpeg("-ss", f"{start}", "-i", f"file:{source}", "-t", f"{end - start}", "-c", "copy",
+            f"file:{output}")  # fmt: skip
+    return ""
+
+
+def make_raw_reencode(video_args: list[str]) -> Method:
+    """A full re-encode of the range with the given x264 settings (frame-exact, slow)."""
+
+    def raw_reencode(source: Path, output: Path, start: float, end: float) -> str:
+        _ffmpeg("-ss", f"{start}", "-i", f"file:{source}", "-t", f"{end - start}",
+                *video_args, *AUDIO_ARGS, f"file:{output}")  # fmt: skip
+        return ""
+
+    return raw_reencode
+
+
+def make_clipper(accuracy: str) -> Method:
+    """Clipper's engine (`clipper.engine.cut`) in the given accuracy mode."""
+
+    def clipper_cut(source: Path, output: Path, start: float, end: float) -> str:
+        try:
+            engine = importlib.import_module("clipper.engine")
+            spec_mod = importlib.import_module("clipper.spec")
+        except ImportError as exc:
+            raise Unavailable(f"clipper.engine not importable ({exc})") from exc
+        if not hasattr(engine, "cut"):
+            raise Unavailable("clipper.engine has no cut() yet")
+        spec = spec_mod.CutSpec(
+            segments=(spec_mod.Segment(start=start, end=end),),
+            accuracy=spec_mod.Accuracy(accuracy),
+        )
+        report = engine.cut(source, output, spec)
+        return _strategy_note(report)
+
+    return clipper_cut
+
+
+def _strategy_note(report: Any) -> str:
+    # The report is a pydantic model; only `strategy` is promised by the contract.
+    data = report.model_dump(mode="json") if hasattr(report, "model_dump") else {}
+    strategy = data.get("strategy", "?")
+    return f"strategy={strategy}"
+
+
+def smartcut(source: Path, output: Path, start: float, end: float) -> str:
+    """The peer: `smartcut SRC OUT --keep A,B` (PyPI `smartcut`, extra `bench`)."""
+    if importlib.util.find_spec("smartcut") is None:
+        raise Unavailable("smartcut not installed (pip install -e '.[bench]')")
+    cmd = [sys.executable, "-m", "smartcut", str(source), str(output), "--keep", f"{start},{end}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
+    if done.returncode != 0 or not output.exists():
+        tail = (done.stderr or done.stdout).strip()[-300:]
+        raise RuntimeError(f"smartcut exited {done.returncode}: {tail}")
+    return ""
+
+
+def count_frames(path: Path) -> int:
+    """Decoded video frames of a file (`ffprobe -count_frames`, edit lists applied)."""
+    cmd = [
+        "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
+        "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", f"file:{path}",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip()[-300:])
+    return int(done.stdout.strip().split(",")[0])
+
+
+def ffmpeg_version() -> str:
+    """First line of `ffmpeg -version`, for the table's footer."""
+    done = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=30)
+    return done.stdout.splitlines()[0] if done.stdout else "ffmpeg ?"
