@@ -11,6 +11,7 @@ Failure policy (RQ's `Retry` is set on every clip job at enqueue time):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -40,6 +41,8 @@ from workers.webhooks import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
+#: Name prefix of a job's temp folder (followed by the clip id) under CLIPPER_WORK_DIR.
+WORK_DIR_PREFIX = "clipper-"
 #: Extra life of the source link beyond the job timeout (retries start a new link).
 SOURCE_LINK_MARGIN_SECONDS = 600
 
@@ -117,9 +120,12 @@ def _cut_and_store(
     )
     spec = spec_from_request(record.request)
     ext = Path(record.object_key).suffix
-    if settings.work_dir is not None:
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"clipper-{record.id}-", dir=settings.work_dir))
+    work_root = settings.work_dir or Path(tempfile.gettempdir())
+    work_root.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_work_dirs(conn, work_root)
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{record.id}-", dir=work_root))
+    # The engine's own temp files go inside the job's folder too: one folder per clip.
+    config = dataclasses.replace(config, work_dir=work_dir)
     try:
         with CancelWatcher(conn, record.id) as watcher:
             output = work_dir / f"clip{ext}"
@@ -159,6 +165,19 @@ def _cut_and_store(
         bytes_written=size_bytes,
     )
     return _succeed(conn, record, result, uploaded=True)
+
+
+def _sweep_stale_work_dirs(conn: Redis, root: Path) -> None:
+    """Remove folders of clips that no longer run: left behind when RQ SIGKILLs a horse
+    (job timeout, `send_stop_job_command`), which skips every `finally`."""
+    for path in root.glob(f"{WORK_DIR_PREFIX}clp_*"):
+        clip_id = path.name[len(WORK_DIR_PREFIX) :].split("-", 1)[0]
+        try:
+            record = records.load(conn, clip_id)
+        except RedisError:
+            return
+        if record is None or record.status != "running":
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _succeed(
