@@ -85,6 +85,7 @@ def _ensure_sample(settings: Settings, spec: SampleSpec, cancel: threading.Event
         return f"{SAMPLE_KEY} (already in the library)"
     except NotFound:
         pass
+    console.print("[dim]generating the sample video (first run only)…[/]")
     path = settings.state_dir / "sample" / Path(SAMPLE_KEY).name
     generate_sample(path, spec, settings.ffmpeg_path, cancel=cancel)
     try:
@@ -216,7 +217,6 @@ def up(
             if no_sample:
                 sample_result.append("skipped (--no-sample)")
             else:
-                console.print("[dim]generating the sample video (first run only)…[/]")
                 sampler = threading.Thread(target=sample, name="sample", daemon=True)
                 sampler.start()
             deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
