@@ -205,9 +205,13 @@ def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_p
 
 @pytest.mark.slow
 def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
+    stale = tmp_path / "state" / "work" / "clipper-clp_killed-abc123"
+    stale.mkdir(parents=True)  # what a work-horse killed mid-cut leaves behind
+    (stale / "part-000.ts").write_bytes(b"x")
     up = _start(tmp_path / "state", "--no-sample")
     try:
         up.wait_for(READY, STARTUP_SECONDS)
+        assert not stale.exists()
         seen = _processes_of(up)
         # The worker itself, not the RQ scheduler it forks (same command line).
         workers = [pid for pid, cmd in seen.items() if cmd.rstrip().endswith(" worker")]

@@ -95,6 +95,16 @@ def _ensure_sample(settings: Settings, spec: SampleSpec, cancel: threading.Event
     return f"{SAMPLE_KEY} (generated: {spec.seconds:g} s {spec.width}x{spec.height})"
 
 
+def _remove_stale_work(work_dir: Path) -> None:
+    """Scratch folders of jobs killed mid-cut (a SIGKILLed work-horse cannot clean up); no
+    worker of ours runs yet, so none of them is in use."""
+    stale = [p for p in work_dir.glob("clipper-*") if p.is_dir()] if work_dir.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        console.print(f"[dim]removed {len(stale)} stale work folder(s) from {work_dir}[/]")
+
+
 def _clip_request(spec: SampleSpec) -> dict[str, Any]:
     """A clip of the sample named by SMPTE timecode (minute 0 drops no frames: ;00 is exact)."""
     start = min(10, int(spec.seconds / 3))
@@ -175,6 +185,8 @@ def up(
         raise click.ClickException(f"invalid settings:\n{exc}") from exc
     if not port_is_free(host, port):
         raise click.ClickException(f"{host}:{port} is in use: pick another with --port")
+    if "work_dir" in overrides:
+        _remove_stale_work(Path(overrides["work_dir"]))
     env = dict(os.environ) | {f"CLIPPER_{k.upper()}": v for k, v in overrides.items()}
     width, _, height = sample_size.partition("x")
     spec = SampleSpec(seconds=sample_seconds, width=int(width), height=int(height))
