@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # System packages Clipper needs, from Debian's archive. Shared by `make run`, .ci/run and the
 # Dockerfile so the three cannot drift apart.
-#   install-system-deps.sh            ffmpeg + redis-server (runtime)
+#   install-system-deps.sh            ffmpeg + redis-server (runtime), python3-venv and curl
+#                                     (`make run` builds .venv; the README's examples use curl)
 #   install-system-deps.sh --test     + chromium (browser test of the dashboard)
 #   install-system-deps.sh --image    ffmpeg only (the container image; Redis runs in its own)
 set -euo pipefail
 
-pkgs=(ffmpeg redis-server)
+pkgs=(ffmpeg redis-server python3-venv curl)
 case "${1:-}" in
   --test) pkgs+=(chromium) ;;
   --image) pkgs=(ffmpeg) ;;
