@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# Options for `clipper up`, e.g. make run UP_ARGS="--port 8080 --workers 2".
+UP_ARGS ?=
+
 run: system-deps $(STAMP)
-	$(VENV)/bin/clipper up
+	$(VENV)/bin/clipper up $(UP_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
