@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -130,3 +133,13 @@ def test_label_values_cannot_break_the_field_format(conn: Redis) -> None:
     metrics.record_failure(conn, "odd|code,x=y")
     fields = [f.decode() for f in conn.hkeys(COUNTERS_KEY)]
     assert fields == ["failures_total|error=odd_code_x_y"]
+
+
+def test_process_read_bytes_counts_reaped_children(tmp_path: Path) -> None:
+    data = tmp_path / "blob.bin"
+    data.write_bytes(b"x" * 3_000_000)
+    start = metrics.process_read_bytes()
+    assert start is not None
+    subprocess.run(["cat", str(data)], stdout=subprocess.DEVNULL, check=True)
+    assert 3_000_000 <= metrics.read_bytes_since(start) < 3_500_000
+    assert metrics.read_bytes_since(None) == 0

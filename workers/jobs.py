@@ -112,6 +112,7 @@ def _cut_and_store(
         result: dict[str, Any] = json.loads(known)  # type: ignore[arg-type]
         return _succeed(conn, record, result, uploaded=False)
 
+    read_start = metrics.process_read_bytes()  # ops: bytes FFmpeg reads (probe + cut)
     link_ttl = min(record.timeout_seconds + SOURCE_LINK_MARGIN_SECONDS, 7 * 24 * 3600)
     input_url = storage.source_input_url(record.source_key, ttl_seconds=link_ttl)
     config = EngineConfig.from_settings(settings)
@@ -140,6 +141,7 @@ def _cut_and_store(
                 cancel=watcher.event,
             )
             wall_seconds = time.monotonic() - cut_start
+            bytes_read = metrics.read_bytes_since(read_start)  # before the upload reads
             if watcher.event.is_set():
                 raise Canceled("canceled during the cut")
             progress("uploading", 0.0)
@@ -162,6 +164,7 @@ def _cut_and_store(
         strategy=str(getattr(report, "strategy", "unknown")),
         wall_seconds=wall_seconds,
         media_seconds=float(report.duration_seconds),
+        bytes_read=bytes_read,
         bytes_written=size_bytes,
     )
     return _succeed(conn, record, result, uploaded=True)

@@ -149,6 +149,30 @@ def record_link_issue(conn: Redis, reason: str) -> None:
     inc(conn, "link_issues_total", reason=reason)
 
 
+def process_read_bytes() -> int | None:
+    """Bytes this process and its reaped children (ffmpeg, ffprobe) have read so far.
+
+    Linux's `rchar` in /proc/self/io counts every read() (network and files) and folds a
+    child's count into its parent when the child is reaped, so the difference around a job
+    covers FFmpeg's range requests to storage. It also counts FFmpeg re-reading its own temp
+    parts during a smart cut, so `bytes_read_total` is an upper bound. None off Linux.
+    """
+    try:
+        with open("/proc/self/io", encoding="ascii") as io:
+            for line in io:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def read_bytes_since(start: int | None) -> int:
+    """Bytes read since `start` (a `process_read_bytes()` value); 0 when unknown."""
+    now = process_read_bytes()
+    return max(now - start, 0) if start is not None and now is not None else 0
+
+
 # --- reading back (the API's collector) ------------------------------------------------------
 
 
