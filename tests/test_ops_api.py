@@ -315,3 +315,18 @@ def test_refused_links_are_counted_by_reason(client: TestClient, settings: Setti
     text = client.get("/metrics").text
     assert _sample(text, 'clipper_link_issues_total{reason="expired"}') == 1
     assert _sample(text, 'clipper_link_issues_total{reason="invalid_signature"}') == 2
+
+
+def test_dashboard_requeue_reopens_the_clip_and_delete_is_off(
+    client: TestClient, conn: Redis
+) -> None:
+    make_failed_job(conn, "clp_dash_requeue")
+    auth = basic(*ADMIN)
+    r = client.post("/dashboard/job/clp_dash_requeue/requeue", headers=auth)
+    assert r.json() == {"status": "OK"}
+    assert "clp_dash_requeue" in get_queue("default", conn).get_job_ids()
+    record = records.load(conn, "clp_dash_requeue")
+    assert record is not None and record.status == "queued"
+    deleted = client.post("/dashboard/job/clp_dash_requeue/delete", headers=auth)
+    assert deleted.json() == {"status": "DISABLED"}
+    assert "clp_dash_requeue" in get_queue("default", conn).get_job_ids()

@@ -137,6 +137,23 @@ def list_jobs(
     return {"state": state, "count": len(items), "jobs": items}
 
 
+def reopen_failed_clip(conn: Redis, clip_id: str, *, by: str) -> bool:
+    """Put a failed clip's record back to `queued` before its job is requeued (the job skips
+    clips whose record is not active); False when the clip was not failed."""
+    done = records.update_if_status(
+        conn,
+        clip_id,
+        ("failed",),
+        status="queued",
+        error={},
+        finished_at="",
+        progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
+    )
+    if done:
+        metrics.record_state(conn, "queued", clip_id=clip_id, by=by, action="retry")
+    return done
+
+
 def _audit(action: str, job_id: str, admin: str) -> None:
     log.info(
         "admin %s: %s %s",
@@ -163,17 +180,8 @@ def retry_job(job_id: str, admin: AdminDep, conn: RedisDep) -> dict[str, Any]:
     if job_id not in queue.failed_job_registry:
         raise ApiProblem(409, "not_failed", f"job {job_id} is not in the failed registry")
     # The record first: the job refuses to run a clip whose record is not active.
-    records.update_if_status(
-        conn,
-        job_id,
-        ("failed",),
-        status="queued",
-        error={},
-        finished_at="",
-        progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
-    )
+    reopen_failed_clip(conn, job_id, by=admin)
     queue.failed_job_registry.requeue(job_id)
-    metrics.record_state(conn, "queued", clip_id=job_id, by=admin, action="admin_retry")
     return {"id": job_id, "state": "queued", "queue": queue.name}
 
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 import rq_dashboard
 import rq_dashboard.web
 from a2wsgi import WSGIMiddleware
-from flask import Flask, Response
+from flask import Flask, Response, request
+from redis import Redis
+from rq import Queue
 from rq.serializers import JSONSerializer
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.ops.admin import reopen_failed_clip
 from api.ops.auth import challenge_header, check_authorization
 from clipper.logs import redact
 from clipper.settings import Settings
+from workers.queues import QUEUE_NAMES, get_queue, redis_connection
 
 #: How often the dashboard's pages poll their JSON, milliseconds.
 POLL_INTERVAL_MS = 2500
@@ -31,6 +36,28 @@ def _redact_response(response: Response) -> Response:
     return response
 
 
+def _keep_clip_records_in_step(conn: Redis) -> Callable[[], None]:
+    """A before-request hook: the dashboard's Requeue buttons also reopen the clip record,
+    or the requeued job would find its clip `failed` and do nothing."""
+
+    def hook() -> None:
+        who = request.authorization.username if request.authorization else None
+        by = f"dashboard:{who or 'bearer'}"
+        if request.endpoint == "rq_dashboard.requeue_job_view" and request.view_args:
+            reopen_failed_clip(conn, str(request.view_args["job_id"]), by=by)
+        elif request.endpoint == "rq_dashboard.requeue_all" and request.view_args:
+            queue = get_queue_or_none(str(request.view_args["queue_name"]), conn)
+            for job_id in queue.failed_job_registry.get_job_ids(cleanup=False) if queue else []:
+                reopen_failed_clip(conn, job_id, by=by)
+
+    return hook
+
+
+def get_queue_or_none(name: str, conn: Redis) -> Queue | None:
+    """One of Clipper's queues, or None for a name that is not one."""
+    return get_queue(name, conn) if name in QUEUE_NAMES else None
+
+
 def build_dashboard_flask(settings: Settings) -> Flask:
     """The Flask app serving rq-dashboard 0.9 for this Redis, reading jobs as JSON."""
     # rq-dashboard's templates link the app-level `static` endpoint, which Flask only creates
@@ -40,10 +67,14 @@ def build_dashboard_flask(settings: Settings) -> Flask:
     app.config["RQ_DASHBOARD_REDIS_URL"] = [settings.redis_url]
     app.config["RQ_DASHBOARD_POLL_INTERVAL"] = POLL_INTERVAL_MS
     app.config["RQ_DASHBOARD_JSON_ENCODER"] = json.JSONEncoder
+    # Deleting or emptying in RQ alone would strand clip records as `queued` forever; ops
+    # cancel through the admin API instead.
+    app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     # rq-dashboard 0.9 keeps the serializer in a module-level config; Clipper's jobs use JSON.
     rq_dashboard.web.config.serializer = JSONSerializer
     app.register_blueprint(rq_dashboard.blueprint, url_prefix="")
     rq_dashboard.web.setup_rq_connection(app)
+    app.before_request(_keep_clip_records_in_step(redis_connection(settings)))
     app.after_request(_redact_response)
     return app
 
