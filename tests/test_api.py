@@ -263,3 +263,12 @@ def test_storage_down_is_a_503(redis_url: str, s3_server: Any, s3_proxy: Any) ->
     _problem(response, 503)
     assert int(response.headers["retry-after"]) > 0
     assert time.monotonic() - started < 10
+
+
+def test_not_media_source_is_422_naming_source(api_app: InProcessApp, media_not_media: Any) -> None:
+    key = f"junk/{uuid.uuid4().hex[:8]}.mp4"
+    upload_source(api_app.settings, key, media_not_media.path)
+    response = api_app.client().post("/v1/clips", json={"source": key, "start": 0, "end": 1})
+    body = _problem(response, 422, "source")
+    assert body["code"] == "invalid_media"
+    assert api_app.queued_jobs() == 0
