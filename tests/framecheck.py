@@ -81,6 +81,12 @@ class _Facts:
     frame_duration: Fraction  # 1 / avg_frame_rate (r_frame_rate if unknown)
 
 
+def _rate(text: str | None) -> Fraction:
+    """ffprobe's rational rate; '0/0' (unknown, e.g. a one-frame stream) becomes 0."""
+    num, _, den = (text or "0/1").partition("/")
+    return Fraction(int(num), int(den)) if den and int(den) else Fraction(0)
+
+
 @lru_cache(maxsize=256)
 def _facts(key: tuple[str, int, int]) -> _Facts:
     path = key[0]
@@ -126,7 +132,7 @@ def _facts(key: tuple[str, int, int]) -> _Facts:
     video = VideoFrames(
         tuple(stamps), tuple(keys), tuple(types), vtb, int(v["width"]), int(v["height"])
     )
-    rate = Fraction(v.get("avg_frame_rate", "0/1")) or Fraction(v.get("r_frame_rate", "0/1"))
+    rate = _rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate"))
     return _Facts(
         str(data["format"]["format_name"]),
         codecs,
