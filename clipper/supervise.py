@@ -50,18 +50,21 @@ def adopt_orphans() -> None:
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _adopted(known: set[int]) -> list[int]:
-    """Our child processes that we did not start: orphans re-parented to us."""
-    me, found = os.getpid(), []
+def _adopted(known: set[int]) -> dict[int, tuple[str, str]]:
+    """Our child processes that we did not start (orphans re-parented to us): {pid: (name,
+    state)}; state `Z` is one that already died and only needs reaping."""
+    me, found = os.getpid(), {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in known:
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            stat = (entry / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         except (OSError, IndexError, ValueError):
             continue
-        if ppid == me:
-            found.append(int(entry.name))
+        if int(ppid) == me:
+            found[int(entry.name)] = (name, state)
     return found
 
 
@@ -169,8 +172,10 @@ class Supervisor:
             orphans = _adopted(known)
             if not orphans:
                 return
-            for pid in orphans:
-                self.say(f"killing orphaned process {pid}")
+            for pid, (name, state) in orphans.items():
+                if state == "Z":
+                    continue  # already dead: the waitpid below is all it needs
+                self.say(f"killing orphaned process {pid} ({name})")
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             for pid in orphans:
