@@ -46,14 +46,14 @@ def _keep_clip_records_in_step(conn: Redis) -> Callable[[], None]:
         if request.endpoint == "rq_dashboard.requeue_job_view" and request.view_args:
             reopen_failed_clip(conn, str(request.view_args["job_id"]), by=by)
         elif request.endpoint == "rq_dashboard.requeue_all" and request.view_args:
-            queue = get_queue_or_none(str(request.view_args["queue_name"]), conn)
+            queue = _queue_or_none(str(request.view_args["queue_name"]), conn)
             for job_id in queue.failed_job_registry.get_job_ids(cleanup=False) if queue else []:
                 reopen_failed_clip(conn, job_id, by=by)
 
     return hook
 
 
-def get_queue_or_none(name: str, conn: Redis) -> Queue | None:
+def _queue_or_none(name: str, conn: Redis) -> Queue | None:
     """One of Clipper's queues, or None for a name that is not one."""
     return get_queue(name, conn) if name in QUEUE_NAMES else None
 
