@@ -110,3 +110,23 @@ def test_webhook_retried_after_receiver_error(
         assert headers["Clipper-Signature"].startswith("v1=")
     finally:
         failing.close()
+
+
+def test_webhook_on_failure(
+    local_clip_stack: ServiceStack, media_truncated_faststart_mp4: Any, receiver: Receiver
+) -> None:
+    stack = local_clip_stack
+    key = f"hooks/broken-{uuid.uuid4().hex[:8]}.mp4"
+    upload_source(stack.settings, key, media_truncated_faststart_mp4.path)
+    client = stack.client("bob")
+    secret = client.get("/v1/webhook-secret").json()["secret"]
+    body = {"source": key, "start": 3.5, "end": 4.8, "callback_url": receiver.url}
+    clip = client.post("/v1/clips", json=body)
+    assert clip.status_code == 202, clip.text
+    headers, raw = receiver.events.get(timeout=60)
+    event = json.loads(raw)
+    assert event["type"] == "clip.failed"
+    assert event["clip"]["status"] == "failed"
+    assert event["clip"]["error"]["code"]
+    assert event["clip"]["result"] is None
+    assert _verify(secret, headers, raw)
