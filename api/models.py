@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from clipper.spec import Accuracy, Preset, TimecodeOrigin
 
+
+def _not_bool(value: Any) -> Any:
+    # JSON true/false would otherwise pass as 1.0/0.0 seconds.
+    if isinstance(value, bool):
+        raise ValueError("a time is a number of seconds or a timecode string")
+    return value
+
+
 #: seconds (65.2), "HH:MM:SS.mmm", SMPTE "HH:MM:SS:FF" or drop-frame "HH:MM:SS;FF".
-TimeValue = float | str
+TimeValue = Annotated[float | str, BeforeValidator(_not_bool)]
 
 _TIME_DOC = 'seconds (65.2), "HH:MM:SS.mmm", SMPTE "HH:MM:SS:FF" or drop-frame "HH:MM:SS;FF"'
 

@@ -114,7 +114,11 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _loc_to_field(err.get("loc", ())), "message": err.get("msg", "invalid")}
+        {
+            # A body that is not JSON at all has no field to blame but the body.
+            "field": "body" if err.get("type") == "json_invalid" else _loc_to_field(err["loc"]),
+            "message": err.get("msg", "invalid"),
+        }
         for err in exc.errors()
     ]
     first = errors[0]["field"] if errors else None

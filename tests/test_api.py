@@ -49,6 +49,10 @@ def test_auth_required_with_challenge(api_app: InProcessApp) -> None:
 
 def test_unknown_routes_and_methods_are_problems(api_app: InProcessApp) -> None:
     client = api_app.client()
+    not_json = client.post(
+        "/v1/clips", content=b"{oops", headers={"Content-Type": "application/json"}
+    )
+    _problem(not_json, 422, "body")
     _problem(client.get("/v1/nothing-here"), 404)
     _problem(client.put("/v1/clips"), 405)
     _problem(client.get("/v1/clips/clp_doesnotexist"), 404, "id")
@@ -71,11 +75,12 @@ def test_healthz_and_openapi(api_app: InProcessApp) -> None:
         ({"source": "a.mp4", "start": 1, "segments": [{"start": 1, "end": 2}]}, "body"),
         ({"start": 1, "end": 2}, "source"),
         ({"source": "a.mp4", "segments": [{"start": 1, "end": 2, "x": 1}]}, "segments[0].x"),
+        ({"source": "a.mp4", "start": True, "end": 2}, "start"),
+        ({"source": "a.mp4", "segments": []}, "segments"),
+        ([1, 2], "body"),
     ],
 )
-def test_schema_errors_name_the_field(
-    api_app: InProcessApp, body: dict[str, Any], field: str
-) -> None:
+def test_schema_errors_name_the_field(api_app: InProcessApp, body: Any, field: str) -> None:
     response = api_app.client().post("/v1/clips", json=body)
     problem = _problem(response, 422, field)
     assert problem["errors"][0]["field"] == field
