@@ -149,7 +149,9 @@ def mux_argv(
             else:
                 streams.append(ffmpeg_python.concat(*pieces, v=0, a=1))
         if copy_audio and len(inputs) == 1:
-            out["c:a"] = "copy"
+            # Without it a copy keeps audio from the demuxer's seek point: MKV seeks to the
+            # video keyframe (up to a GOP early), MPEG-TS to a byte position.
+            out.update({"c:a": "copy", "copypriorss:a": 0})
         else:
             out.update(audio_args(media, extension, preset))
     if extension in (".mp4", ".mov"):
