@@ -360,3 +360,37 @@ def test_supervisor_kills_orphans_that_left_the_process_group(tmp_path: Path) ->
     while _alive(escaped) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(escaped)
+
+
+def _ffmpeg_of(up: Up) -> list[int]:
+    return [pid for pid, cmd in _processes_of(up).items() if cmd.startswith("ffmpeg")]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_job_leaves_no_ffmpeg(tmp_path: Path) -> None:
+    # A transcode long enough to be caught running; a 1 s grace forces the cold shutdown path
+    # (RQ kills its work-horse, the horse's FFmpeg dies with it).
+    up = _start(
+        tmp_path / "state",
+        *("--sample-seconds", "40", "--sample-size", "640x360", "--grace-seconds", "1"),
+    )
+    try:
+        ready = json.loads(up.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
+        body = {"source": ready["sample_key"], "preset": "mp4", "start": 0, "end": 39}
+        auth = {"Authorization": f"Bearer {ready['api_key']}"}
+        answer = httpx.post(f"{ready['api_url']}/v1/clips", json=body, headers=auth, timeout=10)
+        assert answer.status_code == 202, answer.text
+        deadline = time.monotonic() + 60
+        while not _ffmpeg_of(up) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ffmpeg_of(up), "the transcode never started"
+        seen = _processes_of(up)
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(timeout=60) == 0
+        assert "worker-1 did not stop in time" in up.output()  # the path under test was taken
+        assert _wait_gone(up, seen) == {}
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        for pid in _processes_of(up):
+            os.kill(pid, signal.SIGKILL)
