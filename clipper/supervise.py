@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import socket
@@ -207,6 +208,19 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.pid, signal.SIGKILL)
         child.process.wait()
+
+
+def lock_dir(directory: Path) -> IO[bytes] | None:
+    """Take `directory`'s exclusive lock (held while the returned file stays open), or None
+    when another process holds it: two supervisors must not share one Redis data folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = (directory / ".lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def port_is_free(host: str, port: int) -> bool:

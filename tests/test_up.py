@@ -212,6 +212,9 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
     try:
         up.wait_for(READY, STARTUP_SECONDS)
         assert not stale.exists()
+        second = _start(tmp_path / "state", "--no-sample")  # same state dir: refused
+        assert second.process.wait(timeout=30) == 1
+        second.wait_for("Error: another `clipper up` is using", 5)
         seen = _processes_of(up)
         # The worker itself, not the RQ scheduler it forks (same command line).
         workers = [pid for pid, cmd in seen.items() if cmd.rstrip().endswith(" worker")]

@@ -22,7 +22,14 @@ from rich.console import Console
 from clipper.errors import ClipperError, NotFound
 from clipper.sample import SAMPLE_KEY, SAMPLE_TIMECODE, SampleSpec, generate_sample
 from clipper.settings import Settings
-from clipper.supervise import Child, Supervisor, free_port, port_is_free, redis_server_argv
+from clipper.supervise import (
+    Child,
+    Supervisor,
+    free_port,
+    lock_dir,
+    port_is_free,
+    redis_server_argv,
+)
 
 #: Port of the private Redis; a system Redis usually holds 6379.
 EMBEDDED_REDIS_PORT = 6390
@@ -183,6 +190,9 @@ def up(
         settings = Settings(**overrides)  # type: ignore[arg-type]  # strings, validated here
     except ValidationError as exc:
         raise click.ClickException(f"invalid settings:\n{exc}") from exc
+    lock = lock_dir(settings.state_dir)
+    if lock is None:
+        raise click.ClickException(f"another `clipper up` is using {settings.state_dir}")
     if not port_is_free(host, port):
         raise click.ClickException(f"{host}:{port} is in use: pick another with --port")
     if "work_dir" in overrides:
