@@ -200,3 +200,16 @@ def test_sweep_removes_folders_of_clips_no_longer_running(redis_url: str, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [folders[running].name, unrelated.name]
     )
+
+
+def test_delivery_connects_to_the_checked_address() -> None:
+    from workers.webhooks import pinned_request
+
+    url, host, ext = pinned_request("https://hooks.example.org:8443/a?b=1", "93.184.216.34")
+    assert url == "https://93.184.216.34:8443/a?b=1"
+    assert host == {"Host": "hooks.example.org:8443"}
+    assert ext == {"sni_hostname": "hooks.example.org"}
+    url, host, ext = pinned_request("http://hooks.example.org/x", "2606:2800:220:1::")
+    assert url == "http://[2606:2800:220:1::]/x"
+    assert host == {"Host": "hooks.example.org"}
+    assert ext == {}

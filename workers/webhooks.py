@@ -10,7 +10,8 @@ compare in constant time and refuse timestamps older than a few minutes.
 Delivery is its own RQ job (queue `interactive`) with back-off retries; the body (with a
 fresh download link) is built at each attempt, so no link sits in Redis. URLs must be
 http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, resolve only to public addresses —
-checked at submit and again right before each delivery (SSRF guard).
+checked at submit and again right before each delivery, which then connects to the very
+address it checked (SSRF and DNS-rebinding guard). Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import socket
 import time
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from redis import Redis
@@ -55,6 +56,12 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 def validate_callback_url(url: str, *, allow_private: bool) -> str:
     """Refuse non-http(s) URLs and (unless allowed) any that resolve to non-public addresses."""
+    checked_addresses(url, allow_private=allow_private)
+    return url
+
+
+def checked_addresses(url: str, *, allow_private: bool) -> list[str]:
+    """The addresses `url`'s host resolves to, after the same checks (UnsafeInput if not)."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeInput("callback_url is too long", field="callback_url")
     parts = urlsplit(url)
@@ -66,20 +73,31 @@ def validate_callback_url(url: str, *, allow_private: bool) -> str:
         raise UnsafeInput(
             "callback_url contains blanks or control characters", field="callback_url"
         )
-    if allow_private:
-        return url
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as exc:
         raise UnsafeInput("callback_url host does not resolve", field="callback_url") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise UnsafeInput(
-                "callback_url must resolve to public addresses only", field="callback_url"
-            )
-    return url
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private and not all(ipaddress.ip_address(a).is_global for a in addresses):
+        raise UnsafeInput(
+            "callback_url must resolve to public addresses only", field="callback_url"
+        )
+    return addresses
+
+
+def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(URL with the checked address as host, Host header, httpx extensions) so the connection
+    goes to the address that was checked — a DNS answer that changes between the check and the
+    connect (rebinding) cannot redirect it; TLS still verifies the original host name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal + (f":{parts.port}" if parts.port else "")
+    pinned = urlunsplit(parts._replace(netloc=netloc))
+    host_header = host + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return pinned, {"Host": host_header}, extensions
 
 
 def enqueue_delivery(conn: Redis, clip_id: str, event_type: str) -> str:
@@ -109,7 +127,9 @@ def deliver(clip_id: str, event_id: str, event_type: str) -> int:
     if record is None or not record.callback_url:
         return 0
     try:
-        validate_callback_url(record.callback_url, allow_private=settings.webhook_allow_private)
+        addresses = checked_addresses(
+            record.callback_url, allow_private=settings.webhook_allow_private
+        )
     except UnsafeInput:
         job = get_current_job()
         if job is not None:
@@ -127,13 +147,12 @@ def deliver(clip_id: str, event_id: str, event_type: str) -> int:
         "Clipper-Timestamp": str(timestamp),
         "Clipper-Signature": sign(client_secret(settings, record.owner), timestamp, body),
     }
-    response = httpx.post(
-        record.callback_url,
-        content=body,
-        headers=headers,
-        timeout=settings.webhook_timeout_seconds,
-        follow_redirects=False,
-    )
+    url, host_header, extensions = pinned_request(record.callback_url, addresses[0])
+    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+        request = client.build_request(
+            "POST", url, content=body, headers=headers | host_header, extensions=extensions
+        )
+        response = client.send(request)
     if not 200 <= response.status_code < 300:
         raise RuntimeError(f"webhook receiver answered {response.status_code}")
     return response.status_code
