@@ -57,6 +57,7 @@ def test_clip_end_to_end(
     )
     assert submitted.status_code == 202, submitted.text
     clip_id = submitted.json()["id"]
+    assert submitted.json()["status"] == "queued"
     seen = set()
     deadline = time.monotonic() + 60
     while True:
@@ -67,7 +68,8 @@ def test_clip_end_to_end(
         assert time.monotonic() < deadline, clip_stack.logs()
         time.sleep(0.05)
     assert clip["status"] == "succeeded", (clip, clip_stack.logs())
-    assert len(seen) >= 2  # at least one state before the end was observed
+    assert clip["progress"] == {"phase": "done", "percent": 100.0, "eta_seconds": 0}
+    assert all(status in ("queued", "running", "succeeded") for status, _ in seen)
     result = clip["result"]
     accuracy_report = result["accuracy"]
     assert result["size_bytes"] > 0

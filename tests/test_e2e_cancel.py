@@ -70,6 +70,15 @@ def test_cancel_running_clip(local_clip_stack: ServiceStack, long_source: str) -
     running = stack.wait_for(client, clip_id, ("running", "succeeded", "failed"), 60)
     assert running["status"] == "running"
     assert _eventually(lambda: _ffmpeg_pids(stack.work_dir), 20), "FFmpeg never started"
+    # Progress moves while FFmpeg runs: phase cutting, a percentage, an estimate.
+    progress: dict[str, object] = {}
+
+    def cutting() -> bool:
+        progress.update(client.get(f"/v1/clips/{clip_id}").json()["progress"])
+        return progress["phase"] == "cutting" and 5.0 < float(str(progress["percent"])) < 85.0
+
+    assert _eventually(cutting, 20), progress
+    assert progress["eta_seconds"] is not None
 
     canceled = client.delete(f"/v1/clips/{clip_id}")
     assert canceled.status_code == 200
