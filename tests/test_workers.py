@@ -213,3 +213,42 @@ def test_delivery_connects_to_the_checked_address() -> None:
     assert url == "http://[2606:2800:220:1::]/x"
     assert host == {"Host": "hooks.example.org"}
     assert ext == {}
+
+
+def test_content_lock_one_cut_per_content(redis_url: str) -> None:
+    import json
+    import threading
+
+    from clipper.errors import Canceled
+    from workers import content_lock, keys
+
+    conn = Redis.from_url(redis_url)
+    first, second = records.new_clip_id(), records.new_clip_id()
+    assert content_lock.wait_or_claim(conn, "h1", first, ttl_seconds=60, max_wait_seconds=5) is None
+    # The holder's retry gets its own lock back at once.
+    assert content_lock.wait_or_claim(conn, "h1", first, ttl_seconds=60, max_wait_seconds=0) is None
+    # A second job waits, then takes the first job's result.
+    result = {"size_bytes": 123, "duration_seconds": 1.0, "accuracy": {}}
+    timer = threading.Timer(0.3, lambda: conn.set(keys.content("h1"), json.dumps(result)))
+    timer.start()
+    assert content_lock.wait_or_claim(conn, "h1", second, ttl_seconds=60, max_wait_seconds=10) == (
+        result
+    )
+    timer.join()
+    # Release is only for the holder; then the next job may cut.
+    content_lock.release(conn, "h2", second)
+    content_lock.release(conn, "h1", second)
+    assert conn.get(keys.cutting("h1")) == first.encode()
+    content_lock.release(conn, "h1", first)
+    assert (
+        content_lock.wait_or_claim(conn, "h1", second, ttl_seconds=60, max_wait_seconds=0) is None
+    )
+    # A waiter gives up after its deadline (and cuts), or stops when canceled.
+    third = records.new_clip_id()
+    assert content_lock.wait_or_claim(conn, "h3", first, ttl_seconds=60, max_wait_seconds=0) is None
+    assert (
+        content_lock.wait_or_claim(conn, "h3", third, ttl_seconds=60, max_wait_seconds=0.6) is None
+    )
+    conn.set(keys.cancel(third), "1")
+    with pytest.raises(Canceled):
+        content_lock.wait_or_claim(conn, "h3", third, ttl_seconds=60, max_wait_seconds=5)

@@ -11,6 +11,7 @@ Failure policy (RQ's `Retry` is set on every clip job at enqueue time):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,7 +31,7 @@ from clipper.engine import EngineConfig
 from clipper.errors import BadRequest, Canceled, ClipperError, TransientError
 from clipper.settings import Settings, get_settings
 from clipper.storage import Storage, open_storage
-from workers import keys, metrics, records
+from workers import content_lock, keys, metrics, records
 from workers.cancel import CancelWatcher
 from workers.clipspec import spec_from_request
 from workers.probe_cache import cached_probe
@@ -89,6 +90,9 @@ def run_clip(clip_id: str) -> dict[str, Any] | None:
             raise
         _fail(conn, record, exc, time.monotonic() - wall_start)
         raise
+    finally:
+        with contextlib.suppress(RedisError):
+            content_lock.release(conn, record.content_hash, clip_id)
     return {"clip_id": clip_id, "size_bytes": result["size_bytes"]}
 
 
@@ -111,6 +115,15 @@ def _cut_and_store(
     if known and storage.stat_clip(record.object_key) is not None:
         result: dict[str, Any] = json.loads(known)  # type: ignore[arg-type]
         return _succeed(conn, record, result, uploaded=False)
+    shared = content_lock.wait_or_claim(
+        conn,
+        record.content_hash,
+        record.id,
+        ttl_seconds=record.timeout_seconds,
+        max_wait_seconds=record.timeout_seconds / 2,
+    )
+    if shared is not None and storage.stat_clip(record.object_key) is not None:
+        return _succeed(conn, record, shared, uploaded=False)
 
     read_start = metrics.process_read_bytes()  # ops: bytes FFmpeg reads (probe + cut)
     link_ttl = min(record.timeout_seconds + SOURCE_LINK_MARGIN_SECONDS, 7 * 24 * 3600)

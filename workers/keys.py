@@ -7,6 +7,7 @@ RQ keeps its own keys under `rq:`; ours never collide with them.
 - `clipper:idem:{owner}:{sha256(Idempotency-Key)}`: JSON {body_sha256, status_code, clip_id};
 - `clipper:probe:{sha256(source key)}:{etag}`: `MediaInfo.to_dict()` JSON per source version;
 - `clipper:cancel:{clip_id}`: set when a running clip must stop (polled by its job);
+- `clipper:cutting:{content_hash}`: id of the clip whose job is cutting those bytes now;
 - `clipper:content:{content_hash}`: JSON {size_bytes, duration_seconds, accuracy} of a stored
   clip object (shared by every owner's clip of those bytes).
 """
@@ -59,3 +60,8 @@ def cancel(clip_id: str) -> str:
 def content(content_hash: str) -> str:
     """What is known about a stored clip object (shared by every owner's clip of it)."""
     return f"{PREFIX}content:{content_hash}"
+
+
+def cutting(content_hash: str) -> str:
+    """Held by the one job cutting these bytes (see `workers.content_lock`)."""
+    return f"{PREFIX}cutting:{content_hash}"
