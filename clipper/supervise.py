@@ -35,8 +35,8 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _die_with_parent() -> None:
-    """Runs in the forked child before exec: SIGKILL this process when the supervisor dies."""
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (call it in a freshly forked child)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -124,7 +124,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT if log is not None else None,
                 start_new_session=True,
                 # preexec_fn is unsafe with threads running: start children before any thread.
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError:
             if log is not None:

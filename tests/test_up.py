@@ -397,3 +397,29 @@ def test_sigterm_mid_job_leaves_no_ffmpeg(tmp_path: Path) -> None:
             up.process.kill()
         for pid in _processes_of(up):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_sigkill_of_up_mid_job_leaves_nothing(tmp_path: Path) -> None:
+    # No clean-up code runs after SIGKILL: PR_SET_PDEATHSIG must chain up -> worker ->
+    # work-horse (which RQ moves to its own process group) -> FFmpeg.
+    up = _start(tmp_path / "state", "--sample-seconds", "40", "--sample-size", "640x360")
+    try:
+        ready = json.loads(up.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
+        body = {"source": ready["sample_key"], "preset": "mp4", "start": 0, "end": 39}
+        auth = {"Authorization": f"Bearer {ready['api_key']}"}
+        answer = httpx.post(f"{ready['api_url']}/v1/clips", json=body, headers=auth, timeout=10)
+        assert answer.status_code == 202, answer.text
+        deadline = time.monotonic() + 60
+        while not _ffmpeg_of(up) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ffmpeg_of(up), "the transcode never started"
+        seen = _processes_of(up)
+        up.process.kill()
+        up.process.wait(timeout=10)
+        assert _wait_gone(up, seen) == {}
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        for pid in _processes_of(up):
+            os.kill(pid, signal.SIGKILL)
