@@ -226,3 +226,23 @@ def test_readme_shows_the_two_commands() -> None:
     assert "make run" in head and "make test" in head
     section = _running_section()
     assert "docker compose up" in section and "--scale worker=" in section
+
+
+def test_dockerignore_keeps_what_the_image_copies() -> None:
+    import fnmatch
+
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    sources = []
+    for copy in _dockerfile_instructions("COPY"):
+        if "--from=" in copy:
+            continue
+        sources += copy.split()[:-1]  # the last word is the destination
+    assert {"pyproject.toml", "clipper", "workers", "api", INSTALL_SCRIPT} <= set(sources)
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        hits = [p for p in patterns if fnmatch.fnmatch(source, p) or source.startswith(p + "/")]
+        assert hits == [], f".dockerignore drops {source} ({hits})"
