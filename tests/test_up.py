@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from clipper.supervise import Supervisor, free_port, port_is_free
+from tests.fixtures.services import S3Server
 
 READY = "clipper-up ready "
 STARTUP_SECONDS = 180.0
@@ -58,9 +60,9 @@ class Up:
         return "\n".join(self.lines)
 
 
-def _start(state_dir: Path, *args: str) -> Up:
+def _start(state_dir: Path, *args: str, env_extra: dict[str, str] | None = None) -> Up:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
-    env |= {"CLIPPER_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    env |= {"CLIPPER_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"} | (env_extra or {})
     argv = [sys.executable, "-m", "clipper.cli", "up", "--port", str(free_port()), *args]
     process = subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -157,44 +159,48 @@ def _ffprobe(path: Path) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.slow
-def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_path: Path) -> None:
-    ready = json.loads(running.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
-    api, key = ready["api_url"], ready["api_key"]
-    auth = {"Authorization": f"Bearer {key}"}
-
-    children = _processes_of(running)
-    commands = " | ".join(children.values())
-    assert "redis-server" in commands and " api " in commands and " worker" in commands, commands
-    assert (running.state_dir / "redis" / "appendonlydir").is_dir()  # AOF on, in our state dir
-
-    # The printed example, run as a user would paste it.
+def _run_printed_example(up: Up, ready: dict[str, Any], download_dir: Path) -> dict[str, Any]:
+    """Paste the printed curl commands as a user would; check the clip; return its resource."""
+    auth = {"Authorization": f"Bearer {ready['api_key']}"}
     post = subprocess.run(
-        _printed_curl(running, "curl -s -X POST"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+        _printed_curl(up, "curl -s -X POST"), capture_output=True, text=True, timeout=30, check=True
     )
-    clip = json.loads(post.stdout)
+    clip: dict[str, Any] = json.loads(post.stdout)
     assert clip["status"] in ("queued", "running", "succeeded"), clip
     deadline = time.monotonic() + 120
     while clip["status"] not in ("succeeded", "failed", "canceled") and time.monotonic() < deadline:
         time.sleep(0.5)
-        clip = httpx.get(f"{api}/v1/clips/{clip['id']}", headers=auth, timeout=10).json()
+        url = f"{ready['api_url']}/v1/clips/{clip['id']}"
+        clip = httpx.get(url, headers=auth, timeout=10).json()
     assert clip["status"] == "succeeded", clip
 
     # The printed download command (307 to a signed link), with the id filled in.
-    download = _printed_curl(running, "curl -L -OJ")
+    download = _printed_curl(up, "curl -L -OJ")
     download[-1] = download[-1].replace("<id>", clip["id"])
-    subprocess.run(download, cwd=tmp_path, check=True, timeout=60, capture_output=True)
-    (clip_file,) = [p for p in tmp_path.iterdir() if p.is_file()]
+    download_dir.mkdir(exist_ok=True)
+    subprocess.run(download, cwd=download_dir, check=True, timeout=60, capture_output=True)
+    (clip_file,) = [p for p in download_dir.iterdir() if p.is_file()]
     probe = _ffprobe(clip_file)
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     # 01:00:02;00 to 01:00:03;00 exclusive at 30000/1001: frames 60..89 of the sample.
     assert int(video["nb_read_frames"]) == 30
     assert video["r_frame_rate"] == "30000/1001"
     assert any(s["codec_type"] == "audio" for s in probe["streams"])
+    return clip
+
+
+@pytest.mark.slow
+def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_path: Path) -> None:
+    ready = json.loads(running.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
+    api = ready["api_url"]
+
+    children = _processes_of(running)
+    commands = " | ".join(children.values())
+    assert "redis-server" in commands and " api " in commands and " worker" in commands, commands
+    assert (running.state_dir / "redis" / "appendonlydir").is_dir()  # AOF on, in our state dir
+
+    clip = _run_printed_example(running, ready, tmp_path / "download")
+    assert clip["result"]["download_url"].startswith(f"{api}/files/")  # local storage links
 
     seen = children | _processes_of(running)
     running.process.send_signal(signal.SIGINT)
@@ -417,6 +423,39 @@ def test_sigkill_of_up_mid_job_leaves_nothing(tmp_path: Path) -> None:
         seen = _processes_of(up)
         up.process.kill()
         up.process.wait(timeout=10)
+        assert _wait_gone(up, seen) == {}
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        for pid in _processes_of(up):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_up_uses_s3_when_s3_settings_are_given(tmp_path: Path, s3_server: S3Server) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    s3 = {  # no CLIPPER_STORAGE: giving the S3 connection is enough
+        "CLIPPER_S3_ENDPOINT": s3_server.endpoint,
+        "CLIPPER_S3_ACCESS_KEY": s3_server.access_key,
+        "CLIPPER_S3_SECRET_KEY": s3_server.secret_key,
+        "CLIPPER_S3_REGION": s3_server.region,
+        "CLIPPER_SOURCE_BUCKET": f"up-src-{suffix}",
+        "CLIPPER_CLIP_BUCKET": f"up-clips-{suffix}",
+    }
+    up = _start(
+        tmp_path / "state", "--sample-seconds", "6", "--sample-size", "320x180", env_extra=s3
+    )
+    try:
+        ready = json.loads(up.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
+        clip = _run_printed_example(up, ready, tmp_path / "download")
+        assert f"s3 ({s3_server.endpoint}" in up.output()
+        # A presigned S3 link (SigV4), not a link served by the API.
+        assert clip["result"]["download_url"].startswith(f"http://{s3_server.endpoint}/")
+        assert "X-Amz-Signature=" in clip["result"]["download_url"]
+        assert not (tmp_path / "state" / "storage").exists()
+        seen = _processes_of(up)
+        up.process.send_signal(signal.SIGINT)
+        assert up.process.wait(timeout=60) == 0
         assert _wait_gone(up, seen) == {}
     finally:
         if up.process.poll() is None:

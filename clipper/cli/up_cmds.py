@@ -37,6 +37,9 @@ EMBEDDED_REDIS_PORT = 6390
 #: How long the API and Redis get to answer after they start.
 STARTUP_TIMEOUT_SECONDS = 60.0
 
+#: Settings that, when given without CLIPPER_STORAGE, make `clipper up` use S3.
+S3_CONNECTION_FIELDS = frozenset({"s3_endpoint", "s3_access_key", "s3_secret_key"})
+
 #: Prefix of the one machine-readable line printed once everything answers (tests parse it).
 READY_MARKER = "clipper-up ready"
 
@@ -48,6 +51,8 @@ def _child_overrides(settings: Settings, host: str, port: int) -> dict[str, str]
     state_dir = settings.state_dir.resolve()
     given = settings.model_fields_set
     overrides = {"state_dir": str(state_dir)}
+    if "storage" not in given and given & S3_CONNECTION_FIELDS:
+        overrides["storage"] = "s3"  # S3 settings given: the user means S3
     if "local_storage_dir" not in given:
         overrides["local_storage_dir"] = str(state_dir / "storage")
     if "work_dir" not in given:
@@ -133,7 +138,8 @@ def _print_ready(
     auth = f"Authorization: Bearer {api_key}"
     storage = f"{settings.storage} ({settings.local_storage_dir})"
     if settings.storage == "s3":
-        storage = f"s3 ({settings.s3_endpoint})"
+        buckets = f"{settings.source_bucket}, {settings.clip_bucket}"
+        storage = f"s3 ({settings.s3_endpoint}, buckets {buckets})"
     console.print("\n[bold green]Clipper is ready[/]")
     for label, value in [
         ("API", api),
