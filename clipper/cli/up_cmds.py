@@ -167,6 +167,15 @@ def _print_ready(
     print(f"{READY_MARKER} {json.dumps(ready)}", flush=True)
 
 
+def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+    width, sep, height = value.partition("x")
+    if not (
+        sep and width.isdigit() and height.isdigit() and int(width) % 2 == 0 == int(height) % 2
+    ):
+        raise click.BadParameter("expected WIDTHxHEIGHT with even numbers, e.g. 320x180")
+    return int(width), int(height)
+
+
 def _died(child: Child) -> None:
     code = child.process.returncode
     console.print(f"[bold red]{child.name} exited unexpectedly (code {code}): stopping the rest[/]")
@@ -178,7 +187,7 @@ def _died(child: Child) -> None:
 @click.option("--workers", "worker_count", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--no-sample", is_flag=True, help="Do not put the sample video into the library.")
 @click.option("--sample-seconds", default=30.0, hidden=True, type=click.FloatRange(1, 59))
-@click.option("--sample-size", default="1280x720", hidden=True)
+@click.option("--sample-size", default="1280x720", hidden=True, callback=_parse_size)
 @click.option("--grace-seconds", default=10.0, hidden=True, type=click.FloatRange(0))
 def up(
     host: str,
@@ -186,7 +195,7 @@ def up(
     worker_count: int,
     no_sample: bool,
     sample_seconds: float,
-    sample_size: str,
+    sample_size: tuple[int, int],
     grace_seconds: float,
 ) -> None:
     """Run the whole service on embedded defaults: Redis, the API, workers and a sample."""
@@ -204,8 +213,8 @@ def up(
     if "work_dir" in overrides:
         _remove_stale_work(Path(overrides["work_dir"]))
     env = dict(os.environ) | {f"CLIPPER_{k.upper()}": v for k, v in overrides.items()}
-    width, _, height = sample_size.partition("x")
-    spec = SampleSpec(seconds=sample_seconds, width=int(width), height=int(height))
+    width, height = sample_size
+    spec = SampleSpec(seconds=sample_seconds, width=width, height=height)
     api = f"http://{_connect_host(host)}:{port}"
 
     stop, cancel = threading.Event(), threading.Event()
@@ -240,7 +249,8 @@ def up(
                 try:
                     sample_result.append(_ensure_sample(settings, spec, cancel))
                 except (ClipperError, OSError) as exc:
-                    sample_result.append(f"not added: {exc}")
+                    console.print(f"[bold red]could not add the sample video: {exc}[/]")
+                    sample_result.append(f"not added ({exc}): the example below will not work")
 
             if no_sample:
                 sample_result.append("skipped (--no-sample)")
