@@ -45,6 +45,60 @@ def seek_seconds(media: MediaInfo, index: int) -> float | None:
     return float(max(Fraction(0), media.frame_pts(index) - half))
 
 
+def floor_seconds(media: MediaInfo, index: int) -> float:
+    """Frame `index`'s `-ss` time rounded down to the microsecond (never after the frame)."""
+    micros = int(media.frame_pts(index) * 1_000_000)
+    return micros / 1_000_000
+
+
+def direct_copy_argv(
+    source: str | Path,
+    media: MediaInfo,
+    plan: SegmentPlan,
+    output: Path,
+    *,
+    video_seconds: float | None,
+    extension: str,
+    start_timecode: str | None,
+    ffmpeg_path: str,
+) -> list[str]:
+    """Fast mode in one process: video and audio stream-copied straight into the output.
+
+    The video input's `-t` ends the copy at a packet boundary: copy mode compares each
+    packet's DTS with it, so it is set between the DTS of the last packet wanted and the
+    first one not wanted (from the packet listing). The audio comes from a second input of
+    the same source with its own `-ss`/`-t`, so it ends with the video's last frame.
+    """
+    start = plan.delivered.start
+    ss = floor_seconds(media, start) if start > 0 else None
+    v_opts: dict[str, Any] = {} if ss is None else {"ss": f"{ss:.6f}"}
+    if video_seconds is not None:
+        v_opts["t"] = f"{video_seconds:.6f}"
+    streams: list[Any] = [ffmpeg.source_input(source, **v_opts)[f"{media.video.index}"]]
+    if media.audio:
+        seconds = Fraction(plan.delivered.count) / media.frame_rate
+        a_opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
+        if ss is not None:
+            a_opts["ss"] = f"{ss:.6f}"
+        streams.append(ffmpeg.source_input(source, **a_opts)["a"])
+    out: dict[str, Any] = {"c": "copy", "copypriorss": 0, "f": muxer(extension)}
+    out.update(_container_args(media, extension, start_timecode))
+    node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
+    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def _container_args(media: MediaInfo, extension: str, start_timecode: str | None) -> dict[str, Any]:
+    if extension not in (".mp4", ".mov"):
+        return {}
+    out: dict[str, Any] = {
+        "movflags": "+faststart",
+        "video_track_timescale": track_timescale(media),
+    }
+    if start_timecode:
+        out["metadata"] = f"timecode={start_timecode}"
+    return out
+
+
 def part_argv(
     source: str | Path,
     media: MediaInfo,
@@ -154,10 +208,6 @@ def mux_argv(
             out.update({"c:a": "copy", "copypriorss:a": 0})
         else:
             out.update(audio_args(media, extension, preset))
-    if extension in (".mp4", ".mov"):
-        out["movflags"] = "+faststart"
-        out["video_track_timescale"] = track_timescale(media)
-        if start_timecode:
-            out["metadata"] = f"timecode={start_timecode}"
+    out.update(_container_args(media, extension, start_timecode))
     node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
     return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)

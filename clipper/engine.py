@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from clipper import ffmpeg
 from clipper import probe as probing
+from clipper.cutter import direct_copy_argv, floor_seconds
 from clipper.encoders import SMART_CUT_CODECS, reencode_video_args
 from clipper.encoders import output_extension as _output_extension
 from clipper.errors import BadRequest
@@ -49,6 +51,10 @@ END_WINDOW_SECONDS = 1.0
 #: the keyframe at or before it is known.
 TS_LOOKBACK_SECONDS = 5.0
 #: Per-process wall-clock limit when the config sets none: base plus a multiple of the clip.
+#: Seconds decoded where a pure stream copy starts (its first keyframe decodes cleanly).
+COPY_START_DECODE_SECONDS = 0.1
+#: Seconds decoded at the start of each copied part (covers a GOP; seams are checked there).
+COPY_DECODE_SECONDS = 2.0
 TIMEOUT_BASE_SECONDS = 120.0
 TIMEOUT_PER_CLIP_SECOND = 10.0
 
@@ -196,8 +202,9 @@ def plan_segments(
     *,
     config: EngineConfig = DEFAULT_CONFIG,
     cancel: threading.Event | None = None,
-) -> tuple[list[SegmentPlan], list[int]]:
-    """Read packets near the cut points once, then plan every segment; also the keyframes."""
+) -> tuple[list[SegmentPlan], list[int], list[Packet]]:
+    """Read packets near the cut points once, then plan every segment; also the keyframes
+    and the packets."""
     total = media.frame_count
     intervals: list[tuple[float, float | None]] = []
     for r in ranges:
@@ -213,20 +220,79 @@ def plan_segments(
     keys = sorted({_index(media, p.pts) for p in packets if p.keyframe})
     if spec.preset is not Preset.ORIGINAL:
         reason = f"preset {spec.preset.value} re-encodes the range"
-        return [plan_reencode(r, reason) for r in ranges], keys
+        return [plan_reencode(r, reason) for r in ranges], keys, packets
     plans = []
     if spec.accuracy is Accuracy.FAST:
         for r in ranges:
             end_key = max((k for k in keys if k <= r.end), default=0)
             order = _decode_order_from(media, packets, end_key)
             plans.append(plan_fast(r, keys, total_frames=total, decode_order_at_end=order))
-        return plans, keys
+        return plans, keys, packets
     unsafe = None
     if media.video.codec not in SMART_CUT_CODECS:
         unsafe = f"smart cut is not supported for {media.video.codec}"
     elif _has_open_gop(media, packets):
         unsafe = "open GOP: frames after a keyframe reference frames before it"
-    return [plan_exact(r, keys, total_frames=total, unsafe_reason=unsafe) for r in ranges], keys
+    plans = [plan_exact(r, keys, total_frames=total, unsafe_reason=unsafe) for r in ranges]
+    return plans, keys, packets
+
+
+def decode_intervals(plans: list[SegmentPlan], rate: Fraction) -> list[tuple[float, float]] | None:
+    """Output intervals the verification decodes: None (everything) when nothing is copied,
+    else the re-encoded parts, the first seconds of each copied part and the last second."""
+    if all(p.mode == "encode" for plan in plans for p in plan.parts):
+        return None
+    if all(p.mode == "copy" for plan in plans for p in plan.parts):
+        # Nothing of ours to check inside the packets: decode where each part starts.
+        starts, offset = [], 0
+        for plan in plans:
+            for part in plan.parts:
+                t0 = float(Fraction(offset) / rate)
+                starts.append((t0, t0 + COPY_START_DECODE_SECONDS))
+                offset += part.count
+        return starts
+    intervals = []
+    offset = 0
+    for plan in plans:
+        for part in plan.parts:
+            t0, t1 = float(Fraction(offset) / rate), float(Fraction(offset + part.count) / rate)
+            if part.mode == "encode":
+                intervals.append((t0, t1))
+            else:
+                intervals.append((t0, min(t1, t0 + COPY_DECODE_SECONDS)))
+            offset += part.count
+    end = float(Fraction(offset) / rate)
+    intervals.append((max(0.0, end - 1.0), end))
+    return intervals
+
+
+def direct_copy_seconds(
+    media: MediaInfo, plan: SegmentPlan, packets: list[Packet]
+) -> tuple[bool, float | None]:
+    """(possible, video `-t`) for a one-process fast copy of `plan`.
+
+    The `-t` lies halfway between the DTS of the last wanted packet and the first unwanted
+    one, relative to the `-ss` the copy uses; None when the copy runs to the end.
+    """
+    got = plan.delivered
+    if got.end >= media.frame_count:
+        return True, None
+    end_key = max(
+        (_index(media, p.pts) for p in packets if p.keyframe and _index(media, p.pts) < got.end),
+        default=None,
+    )
+    if end_key is None:
+        return False, None
+    positions = [i for i, p in enumerate(packets) if p.keyframe and _index(media, p.pts) == end_key]
+    pos = positions[0] + (got.end - end_key)
+    if pos >= len(packets) or packets[pos - 1].dts is None or packets[pos].dts is None:
+        return False, None
+    base = media.format_start_seconds + (floor_seconds(media, got.start) if got.start else 0.0)
+    last_in, first_out = packets[pos - 1].dts, packets[pos].dts
+    assert last_in is not None and first_out is not None
+    if first_out <= last_in:
+        return False, None
+    return True, (last_in + first_out) / 2 - base
 
 
 def _timeout(config: EngineConfig, plans: list[SegmentPlan], media: MediaInfo) -> float:
@@ -252,7 +318,7 @@ def cut(
     if media is None:
         media = probing.probe(source, ffprobe_path=config.ffprobe_path, cancel=cancel)
     ranges = resolve_ranges(media, spec)
-    plans, keys = plan_segments(source, media, spec, ranges, config=config, cancel=cancel)
+    plans, keys, packets = plan_segments(source, media, spec, ranges, config=config, cancel=cancel)
     report_progress("probing", 1.0)
     extension = output_extension(media, spec.preset)
     output = Path(output)
@@ -268,23 +334,48 @@ def cut(
                 plans[0].delivered.start, media.frame_rate, start_timecode=media.start_timecode
             )
             tc = str(first["timecode"])
-        run_jobs(
-            source,
-            media,
-            plans,
-            workdir,
-            staged,
-            extension=extension,
-            preset=spec.preset,
-            copy_audio=spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL,
-            start_timecode=tc,
-            ffmpeg_path=config.ffmpeg_path,
-            threads=config.threads,
-            timeout_seconds=timeout,
-            progress=report_progress,
-            cancel=cancel,
-            keyframes=keys,
-        )
+        direct, video_seconds = False, None
+        if spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL and len(plans) == 1:
+            direct, video_seconds = direct_copy_seconds(media, plans[0], packets)
+        if direct:
+            report_progress("cutting", 0.0)
+            argv = direct_copy_argv(
+                source,
+                media,
+                plans[0],
+                staged,
+                video_seconds=video_seconds,
+                extension=extension,
+                start_timecode=tc,
+                ffmpeg_path=config.ffmpeg_path,
+            )
+            seconds = plans[0].delivered.count / float(media.frame_rate)
+            ffmpeg.run(
+                argv,
+                timeout_seconds=timeout,
+                cancel=cancel,
+                progress=report_progress,
+                expected_seconds=seconds,
+            )
+            report_progress("cutting", 1.0)
+        else:
+            run_jobs(
+                source,
+                media,
+                plans,
+                workdir,
+                staged,
+                extension=extension,
+                preset=spec.preset,
+                copy_audio=spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL,
+                start_timecode=tc,
+                ffmpeg_path=config.ffmpeg_path,
+                threads=config.threads,
+                timeout_seconds=timeout,
+                progress=report_progress,
+                cancel=cancel,
+                keyframes=keys,
+            )
         report_progress("verifying", 0.0)
         expected = sum(p.delivered.count for p in plans)
         verification = verify_output(
@@ -292,6 +383,10 @@ def cut(
             expected_frames=expected,
             frame_rate=media.frame_rate,
             expect_audio=bool(media.audio),
+            # MPEG-TS seeks land mid-GOP (decode errors that are not in the file): decode all.
+            decode_intervals=None
+            if extension == ".ts"
+            else decode_intervals(plans, media.frame_rate),
             ffprobe_path=config.ffprobe_path,
             timeout_seconds=timeout,
             cancel=cancel,

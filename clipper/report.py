@@ -26,9 +26,15 @@ class Verification(BaseModel):
     duration_seconds: float
     first_frame_seconds: float
     last_frame_seconds: float
-    decode_errors: int
+    decode_errors: int = Field(description="error lines from decoding (must be 0)")
+    frames_decoded: int = Field(
+        description="frames decoded in the check: all of them, or the re-encoded parts and "
+        "the first GOP of each copied part"
+    )
     audio_duration_seconds: float | None = None
-    audio_video_delta_seconds: float | None = None
+    audio_video_delta_seconds: float | None = Field(
+        default=None, description="audio end minus video end"
+    )
     passed: bool
 
 

@@ -1,14 +1,20 @@
-"""Verify a finished output with one decoding ffprobe pass, before it counts.
+"""Verify a finished output before it counts: packets, timestamps, decoding, audio length.
 
-The pass decodes every video and audio frame: it counts frames, reads their timestamps and
-collects decode errors (anything ffprobe prints at `-v error`). Exit code 0 of the FFmpeg
-that wrote the file proves nothing; this does.
+Two ffprobe passes, sized to stay cheap next to the cut itself:
+
+1. Packets of every stream (no decoding): video frame count and timestamps, audio start/end.
+2. Decoding at `-v error`: the whole file, or only the given intervals (the re-encoded parts
+   and the first GOP of every copied part, where parts meet). Copied GOPs are the source's
+   own packets; decoding all of them would cost more than the smart cut saved.
+
+Exit code 0 of the FFmpeg that wrote the file proves nothing; this does.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -17,13 +23,12 @@ from clipper import ffmpeg
 from clipper.errors import EngineError, VerificationFailed
 from clipper.report import Verification
 
-#: Audio may differ from the video by one audio frame (the encoder's frame granularity,
-#: 1024 samples for AAC) plus this slack for timestamp rounding in the container.
-AUDIO_SLACK_SECONDS = 0.002
-#: Samples per AAC frame, the coarsest audio frame size Clipper writes.
-AUDIO_FRAME_SAMPLES = 1024
+#: Slack for timestamp rounding in containers (MP4 timescales, MPEG-TS 90 kHz).
+TIMESTAMP_SLACK_SECONDS = 0.002
 #: Our own outputs only: the formats Clipper writes.
 OUTPUT_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts"
+
+Interval = tuple[float, float]
 
 
 def _float(value: Any) -> float | None:
@@ -33,35 +38,49 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def inspect(
+def _probe(
     path: Path,
-    *,
-    ffprobe_path: str = "ffprobe",
-    timeout_seconds: float | None = None,
-    cancel: threading.Event | None = None,
+    ffprobe_path: str,
+    extra: list[str],
+    timeout: float | None,
+    cancel: threading.Event | None,
 ) -> tuple[dict[str, Any], str]:
-    """Decode the whole file once: ffprobe frame JSON and the error text it printed."""
     argv = [
-        ffprobe_path,
-        "-v",
-        "error",
-        "-protocol_whitelist",
-        "file",
-        "-format_whitelist",
-        OUTPUT_FORMATS,
-        "-show_entries",
-        "frame=media_type,best_effort_timestamp_time,nb_samples:stream=codec_type,sample_rate",
-        "-of",
-        "json",
-        ffmpeg.output_url(path),
-    ]
+        ffprobe_path, "-v", "error", "-protocol_whitelist", "file",
+        "-format_whitelist", OUTPUT_FORMATS, "-of", "json", *extra, ffmpeg.output_url(path),
+    ]  # fmt: skip
     try:
-        result = ffmpeg.run(
-            argv, timeout_seconds=timeout_seconds, cancel=cancel, capture_stdout=True
-        )
+        result = ffmpeg.run(argv, timeout_seconds=timeout, cancel=cancel, capture_stdout=True)
     except EngineError as exc:
         raise VerificationFailed(f"the output cannot be read: {exc.message}") from exc
     return json.loads(result.stdout or "{}"), result.stderr_tail
+
+
+def _merge(intervals: Sequence[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _decode(
+    path: Path,
+    base: float,
+    intervals: Sequence[Interval] | None,
+    ffprobe_path: str,
+    timeout: float | None,
+    cancel: threading.Event | None,
+) -> tuple[int, str]:
+    """Decode the video (all of it, or intervals from `base`): frames decoded, error text."""
+    extra = ["-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time"]
+    if intervals is not None:
+        spec = ",".join(f"{base + a:.6f}%{base + b:.6f}" for a, b in _merge(intervals))
+        extra += ["-read_intervals", spec]
+    data, errors = _probe(path, ffprobe_path, extra, timeout, cancel)
+    return len(data.get("frames") or []), errors
 
 
 def verify_output(
@@ -70,71 +89,81 @@ def verify_output(
     expected_frames: int,
     frame_rate: Fraction,
     expect_audio: bool,
+    decode_intervals: Sequence[Interval] | None = None,
     ffprobe_path: str = "ffprobe",
     timeout_seconds: float | None = None,
     cancel: threading.Event | None = None,
 ) -> Verification:
-    """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not."""
-    data, errors = inspect(
-        path, ffprobe_path=ffprobe_path, timeout_seconds=timeout_seconds, cancel=cancel
+    """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not.
+
+    `decode_intervals` are seconds from the output's first frame; None decodes everything.
+    """
+    data, _ = _probe(
+        path,
+        ffprobe_path,
+        ["-show_entries", "packet=stream_index,pts_time,duration_time:stream=index,codec_type"],
+        timeout_seconds,
+        cancel,
     )
-    frames = data.get("frames") or []
-    video_ts = [
-        t
-        for f in frames
-        if f.get("media_type") == "video"
-        and (t := _float(f.get("best_effort_timestamp_time"))) is not None
-    ]
-    sample_rate = next(
-        (int(s["sample_rate"]) for s in data.get("streams", []) if s.get("sample_rate")), 0
-    )
-    audio = [
-        (t, int(f.get("nb_samples") or 0))
-        for f in frames
-        if f.get("media_type") == "audio"
-        and (t := _float(f.get("best_effort_timestamp_time"))) is not None
-    ]
+    kinds = {int(s["index"]): str(s.get("codec_type")) for s in data.get("streams", [])}
+    first_audio = min((i for i, k in kinds.items() if k == "audio"), default=None)
+    video_index = min((i for i, k in kinds.items() if k == "video"), default=None)
+    video_ts: list[float] = []
+    audio: list[tuple[float, float]] = []
+    for p in data.get("packets") or []:
+        pts = _float(p.get("pts_time"))
+        index = int(p.get("stream_index", -1))
+        if pts is None:
+            continue
+        if index == video_index:
+            video_ts.append(pts)
+        elif index == first_audio:
+            audio.append((pts, _float(p.get("duration_time")) or 0.0))
     frame_seconds = 1 / float(frame_rate)
     count = len(video_ts)
     first = min(video_ts, default=0.0)
     last = max(video_ts, default=0.0)
     duration = count * frame_seconds
+    decoded, errors = _decode(path, first, decode_intervals, ffprobe_path, timeout_seconds, cancel)
     audio_duration = delta = lead = None
-    if audio and sample_rate:
+    audio_frame = max((d for _, d in audio), default=0.0)
+    if audio:
         audio_start = min(t for t, _ in audio)
-        audio_end = max(t + n / sample_rate for t, n in audio)
+        audio_end = max(t + d for t, d in audio)
         audio_duration = audio_end - audio_start
         delta = audio_end - (last + frame_seconds)
         # Containers without edit lists (MPEG-TS, MKV) keep the encoder's priming samples,
         # timestamped before the first video frame: allowed at the start, one frame's worth.
         lead = first - audio_start
-    decode_errors = len([line for line in errors.splitlines() if line.strip()])
+    error_lines = [line for line in errors.splitlines() if line.strip()]
     problems = []
     if count != expected_frames:
-        problems.append(f"{count} video frames decoded, {expected_frames} expected")
-    if decode_errors:
-        problems.append(f"{decode_errors} decode error line(s): {errors.splitlines()[0][:200]}")
+        problems.append(f"{count} video frames, {expected_frames} expected")
+    if decode_intervals is None and decoded != count:
+        problems.append(f"{decoded} of {count} video frames decode")
+    if error_lines:
+        problems.append(f"{len(error_lines)} decode error line(s): {error_lines[0][:200]}")
     if count and abs((last - first) - (count - 1) * frame_seconds) > frame_seconds / 2:
         problems.append(f"frame timestamps span {last - first:.4f} s for {count} frames")
     if expect_audio and audio_duration is None:
         problems.append("the audio stream is missing")
-    if delta is not None and lead is not None and sample_rate:
-        tolerance = AUDIO_FRAME_SAMPLES / sample_rate + AUDIO_SLACK_SECONDS
+    if delta is not None and lead is not None:
+        tolerance = audio_frame + TIMESTAMP_SLACK_SECONDS
         if abs(delta) > tolerance:
             problems.append(f"audio ends {delta * 1000:.1f} ms away from the video's end")
         if abs(lead) > tolerance:
             problems.append(f"audio starts {lead * 1000:.1f} ms away from the video's start")
-    result = Verification(
+    if problems:
+        raise VerificationFailed("output failed verification: " + "; ".join(problems))
+    return Verification(
         frame_count=count,
         expected_frame_count=expected_frames,
         duration_seconds=round(duration, 6),
         first_frame_seconds=round(first, 6),
         last_frame_seconds=round(last, 6),
-        decode_errors=decode_errors,
+        decode_errors=len(error_lines),
+        frames_decoded=decoded,
         audio_duration_seconds=None if audio_duration is None else round(audio_duration, 6),
         audio_video_delta_seconds=None if delta is None else round(delta, 6),
-        passed=not problems,
+        passed=True,
     )
-    if problems:
-        raise VerificationFailed("output failed verification: " + "; ".join(problems))
-    return result
