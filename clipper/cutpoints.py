@@ -1,0 +1,186 @@
+"""Cut points: packets near the in/out points, keyframes, open-GOP detection, plans.
+
+Everything here works from one packet listing (`ffprobe -read_intervals` around each cut
+point), never from a scan of the whole source.
+"""
+
+from __future__ import annotations
+
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+from clipper import probe as probing
+from clipper.cutter import floor_seconds
+from clipper.encoders import SMART_CUT_CODECS
+from clipper.plan import FrameRange, SegmentPlan, plan_exact, plan_fast, plan_reencode
+from clipper.probe import MediaInfo, Packet
+from clipper.spec import Accuracy, CutSpec, Preset
+
+#: How far past an in-point packets are listed to find the next keyframe (longest GOP
+#: handled by a smart cut; beyond it the head is simply re-encoded up to a known keyframe).
+KEYFRAME_WINDOW_SECONDS = 10.0
+#: Packets listed past an out-point (fast mode needs the reordered frames after it).
+END_WINDOW_SECONDS = 1.0
+#: MPEG-TS seeks land anywhere in a GOP: list packets from this far before an in-point so
+#: the keyframe at or before it is known.
+TS_LOOKBACK_SECONDS = 5.0
+#: Seconds decoded where a pure stream copy starts (its first keyframe decodes cleanly).
+COPY_START_DECODE_SECONDS = 0.1
+#: Seconds decoded at the start of each copied part (covers a GOP; seams are checked there).
+COPY_DECODE_SECONDS = 2.0
+
+
+def frame_index(media: MediaInfo, pts: float) -> int:
+    """The source frame index a packet timestamp belongs to."""
+    return round((Fraction(pts) - Fraction(media.video.start_seconds)) * media.frame_rate)
+
+
+def abs_time(media: MediaInfo, index: int) -> float:
+    """Frame `index`'s timestamp as ffprobe read intervals count it."""
+    return float(Fraction(media.video.start_seconds) + Fraction(index) / media.frame_rate)
+
+
+def merge_intervals(
+    intervals: list[tuple[float, float | None]],
+) -> list[tuple[float, float | None]]:
+    """Read intervals sorted, overlapping ones joined (an end of None = to the end)."""
+    merged: list[tuple[float, float | None]] = []
+    for a, b in sorted(intervals, key=lambda i: i[0]):
+        if merged and (merged[-1][1] is None or a <= merged[-1][1]):
+            prev_a, prev_b = merged[-1]
+            merged[-1] = (prev_a, None if b is None or prev_b is None else max(prev_b, b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _has_open_gop(media: MediaInfo, packets: list[Packet]) -> bool:
+    """Leading pictures: after a keyframe (decode order), a frame shown before it.
+
+    That is an open GOP (HEVC CRA with RASL pictures, H.264 recovery-point I frames): the
+    frames after such a keyframe reference frames before it, so a copy starting there breaks.
+    Only the GOPs listed around the cut points are checked.
+    """
+    key_pts: float | None = None
+    for p in packets:
+        if p.keyframe:
+            key_pts = p.pts
+        elif key_pts is not None and p.pts < key_pts - 1e-6:
+            return True
+    return False
+
+
+def _decode_order_from(media: MediaInfo, packets: list[Packet], key: int) -> list[int]:
+    indices = [frame_index(media, p.pts) for p in packets]
+    for pos, (p, idx) in enumerate(zip(packets, indices, strict=True)):
+        if p.keyframe and idx == key:
+            return indices[pos:]
+    return []
+
+
+def plan_segments(
+    source: str | Path,
+    media: MediaInfo,
+    spec: CutSpec,
+    ranges: list[FrameRange],
+    *,
+    ffprobe_path: str = "ffprobe",
+    cancel: threading.Event | None = None,
+) -> tuple[list[SegmentPlan], list[int], list[Packet]]:
+    """Read packets near the cut points once, then plan every segment; also the keyframes
+    and the packets."""
+    total = media.frame_count
+    intervals: list[tuple[float, float | None]] = []
+    for r in ranges:
+        head_end = min(abs_time(media, r.start) + KEYFRAME_WINDOW_SECONDS, abs_time(media, r.end))
+        lookback = TS_LOOKBACK_SECONDS if media.container == "mpegts" else 0.0
+        intervals.append((abs_time(media, r.start) - lookback, head_end))
+        if r.end < total:
+            t_end = abs_time(media, r.end)
+            intervals.append((t_end, t_end + END_WINDOW_SECONDS))
+    packets = probing.read_packets(
+        source, media, merge_intervals(intervals), ffprobe_path=ffprobe_path, cancel=cancel
+    )
+    keys = sorted({frame_index(media, p.pts) for p in packets if p.keyframe})
+    if spec.preset is not Preset.ORIGINAL:
+        reason = f"preset {spec.preset.value} re-encodes the range"
+        return [plan_reencode(r, reason) for r in ranges], keys, packets
+    plans = []
+    if spec.accuracy is Accuracy.FAST:
+        for r in ranges:
+            end_key = max((k for k in keys if k <= r.end), default=0)
+            order = _decode_order_from(media, packets, end_key)
+            plans.append(plan_fast(r, keys, total_frames=total, decode_order_at_end=order))
+        return plans, keys, packets
+    unsafe = None
+    if media.video.codec not in SMART_CUT_CODECS:
+        unsafe = f"smart cut is not supported for {media.video.codec}"
+    elif _has_open_gop(media, packets):
+        unsafe = "open GOP: frames after a keyframe reference frames before it"
+    plans = [plan_exact(r, keys, total_frames=total, unsafe_reason=unsafe) for r in ranges]
+    return plans, keys, packets
+
+
+def decode_intervals(plans: list[SegmentPlan], rate: Fraction) -> list[tuple[float, float]] | None:
+    """Output intervals the verification decodes: None (everything) when nothing is copied,
+    else the re-encoded parts, the first seconds of each copied part and the last second."""
+    if all(p.mode == "encode" for plan in plans for p in plan.parts):
+        return None
+    if all(p.mode == "copy" for plan in plans for p in plan.parts):
+        # Nothing of ours to check inside the packets: decode where each part starts.
+        starts, offset = [], 0
+        for plan in plans:
+            for part in plan.parts:
+                t0 = float(Fraction(offset) / rate)
+                starts.append((t0, t0 + COPY_START_DECODE_SECONDS))
+                offset += part.count
+        return starts
+    intervals = []
+    offset = 0
+    for plan in plans:
+        for part in plan.parts:
+            t0, t1 = float(Fraction(offset) / rate), float(Fraction(offset + part.count) / rate)
+            if part.mode == "encode":
+                intervals.append((t0, t1))
+            else:
+                intervals.append((t0, min(t1, t0 + COPY_DECODE_SECONDS)))
+            offset += part.count
+    end = float(Fraction(offset) / rate)
+    intervals.append((max(0.0, end - 1.0), end))
+    return intervals
+
+
+def direct_copy_seconds(
+    media: MediaInfo, plan: SegmentPlan, packets: list[Packet]
+) -> tuple[bool, float | None]:
+    """(possible, video `-t`) for a one-process fast copy of `plan`.
+
+    The `-t` lies halfway between the DTS of the last wanted packet and the first unwanted
+    one, relative to the `-ss` the copy uses; None when the copy runs to the end.
+    """
+    got = plan.delivered
+    if got.end >= media.frame_count:
+        return True, None
+    end_key = max(
+        (
+            frame_index(media, p.pts)
+            for p in packets
+            if p.keyframe and frame_index(media, p.pts) < got.end
+        ),
+        default=None,
+    )
+    if end_key is None:
+        return False, None
+    positions = [
+        i for i, p in enumerate(packets) if p.keyframe and frame_index(media, p.pts) == end_key
+    ]
+    pos = positions[0] + (got.end - end_key)
+    if pos >= len(packets) or packets[pos - 1].dts is None or packets[pos].dts is None:
+        return False, None
+    base = media.format_start_seconds + (floor_seconds(media, got.start) if got.start else 0.0)
+    last_in, first_out = packets[pos - 1].dts, packets[pos].dts
+    assert last_in is not None and first_out is not None
+    if first_out <= last_in:
+        return False, None
+    return True, (last_in + first_out) / 2 - base
