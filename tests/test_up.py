@@ -214,7 +214,7 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
     stale = tmp_path / "state" / "work" / "clipper-clp_killed-abc123"
     stale.mkdir(parents=True)  # what a work-horse killed mid-cut leaves behind
     (stale / "part-000.ts").write_bytes(b"x")
-    up = _start(tmp_path / "state", "--no-sample")
+    up = _start(tmp_path / "state", "--no-sample", "--workers", "2")
     try:
         up.wait_for(READY, STARTUP_SECONDS)
         assert not stale.exists()
@@ -224,11 +224,12 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
         seen = _processes_of(up)
         # The worker itself, not the RQ scheduler it forks (same command line).
         workers = [pid for pid, cmd in seen.items() if cmd.rstrip().endswith(" worker")]
-        (worker,) = [pid for pid in workers if _parent(pid) == up.process.pid]
+        first, second = sorted(pid for pid in workers if _parent(pid) == up.process.pid)
         assert any("redis-server" in cmd for cmd in seen.values()), seen
-        os.kill(worker, signal.SIGKILL)
+        os.kill(second, signal.SIGKILL)
         assert up.process.wait(timeout=60) == 1
-        assert "worker-1 exited unexpectedly" in up.output()
+        assert "worker-2 exited unexpectedly" in up.output()
+        assert not _alive(first)
         assert _wait_gone(up, seen) == {}
     finally:
         if up.process.poll() is None:
@@ -462,3 +463,56 @@ def test_up_uses_s3_when_s3_settings_are_given(tmp_path: Path, s3_server: S3Serv
             up.process.kill()
         for pid in _processes_of(up):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_up_uses_the_given_redis_instead_of_its_own(tmp_path: Path, redis_url: str) -> None:
+    up = _start(tmp_path / "state", "--no-sample", env_extra={"CLIPPER_REDIS_URL": redis_url})
+    try:
+        ready = json.loads(up.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
+        seen = _processes_of(up)
+        assert not any("redis-server" in cmd for cmd in seen.values()), seen
+        assert not (tmp_path / "state" / "redis").exists()
+        assert f"Redis      {redis_url}" in up.output()
+        ready_check = httpx.get(f"{ready['api_url']}/readyz", timeout=10)
+        assert ready_check.status_code == 200, ready_check.text  # the API talks to that Redis
+        up.process.send_signal(signal.SIGINT)
+        assert up.process.wait(timeout=60) == 0
+        assert _wait_gone(up, seen) == {}
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+        for pid in _processes_of(up):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_child_settings_follow_the_state_dir_and_what_the_user_gave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clipper.cli.up_cmds import EMBEDDED_REDIS_PORT, _child_overrides
+    from clipper.settings import Settings
+
+    for name in list(os.environ):
+        if name.startswith("CLIPPER_"):
+            monkeypatch.delenv(name)
+    state = tmp_path / "st"
+    defaults = _child_overrides(Settings(state_dir=state), "0.0.0.0", 8100)
+    assert defaults["local_storage_dir"] == str(state / "storage")
+    assert defaults["work_dir"] == str(state / "work")
+    assert defaults["public_base_url"] == "http://127.0.0.1:8100"
+    assert defaults["redis_url"].startswith("redis://127.0.0.1:")
+    if port_is_free("127.0.0.1", EMBEDDED_REDIS_PORT):
+        assert defaults["redis_url"] == f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+    assert "storage" not in defaults
+
+    given = Settings(
+        state_dir=state,
+        redis_url="redis://elsewhere:6379/2",
+        work_dir=tmp_path / "scratch",
+        s3_endpoint="minio.internal:9000",
+    )
+    overrides = _child_overrides(given, "127.0.0.1", 8100)
+    assert "redis_url" not in overrides and "work_dir" not in overrides
+    assert overrides["storage"] == "s3"  # S3 connection given: S3 meant
+    explicit = _child_overrides(Settings(storage="local", s3_endpoint="x:1"), "h", 1)
+    assert "storage" not in explicit  # an explicit CLIPPER_STORAGE wins
