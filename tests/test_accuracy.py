@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from clipper import engine
-from clipper.errors import Canceled
+from clipper.errors import Canceled, ClipperError, InvalidMedia
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
 from tests import framecheck as fc
 from tests.fixtures.media import VALID_SOURCES, MediaLibrary, MediaSample
@@ -252,6 +252,9 @@ SMPTE_CASES: list[tuple[str, TimecodeOrigin, int, int]] = [
     ("h264_faststart_mp4", TimecodeOrigin.EMBEDDED, 0, 74),
     ("h264_mov", TimecodeOrigin.EMBEDDED, 30, 95),  # from 10:00:00:00
     ("h264_mov", TimecodeOrigin.ZERO, 12, 61),
+    # Labels 00:00:59;20 up to 00:01:01;14: across the dropped 00:01:00;00 and ;01.
+    ("h264_df_minute_mp4", TimecodeOrigin.EMBEDDED, 50, 102),
+    ("h264_df_minute_mp4", TimecodeOrigin.EMBEDDED, 60, 61),  # the frame 00:01:00;02
 ]
 
 
@@ -270,6 +273,10 @@ def test_exact_smpte(
     _judge_exact(s, out, case, report, Preset.ORIGINAL)
     if origin is TimecodeOrigin.EMBEDDED:
         assert report.segments[0].delivered_first.timecode == case.segments[0].start
+        assert s.rate is not None and s.start_timecode is not None
+        base = fc.smpte_frame_number(s.start_timecode, s.rate)
+        last_label = fc.smpte_label(base + end - 1, s.rate, s.drop_frame)
+        assert report.segments[0].delivered_last.timecode == last_label
 
 
 @pytest.mark.parametrize(
@@ -325,6 +332,29 @@ def test_fast_copies_from_the_keyframe_before(
     assert fc.decode_errors(out) == ""
     assert fc.container_format(out) == fc.container_format(s.path)
     _assert_av_agree(out)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["truncated_mp4", "not_media"])
+def test_unreadable_source_is_invalid_media(
+    media_library: MediaLibrary, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "clip.mp4"
+    with pytest.raises(InvalidMedia):
+        engine.cut(media_library.get(name).path, out, CutSpec(segments=(Segment(0.5, 1.5),)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_source_truncated_inside_its_data_never_yields_a_clip(
+    media_truncated_faststart_mp4: MediaSample, tmp_path: Path
+) -> None:
+    """Its index promises 5 s, its data stops half-way: the full range cannot succeed."""
+    out = tmp_path / "clip.mp4"
+    with pytest.raises(ClipperError):
+        engine.cut(media_truncated_faststart_mp4.path, out, CutSpec(segments=(Segment(1.0, 4.5),)))
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- hygiene -------------------------------------------------------------------------------

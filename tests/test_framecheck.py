@@ -148,6 +148,7 @@ def test_irregular_sample_has_keyframes_at_the_forced_times(
         ("h264_mp4", "01:00:00;00"),
         ("h264_faststart_mp4", "01:00:00;00"),
         ("h264_mov", "10:00:00:00"),
+        ("h264_df_minute_mp4", "00:00:58;00"),
     ],
 )
 def test_sample_carries_a_tmcd_track(media_library: MediaLibrary, name: str, label: str) -> None:
