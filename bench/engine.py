@@ -41,8 +41,10 @@ class Case:
     seconds: int
 
 
-#: Each clip sits in the middle of its source with its in-point 0.5 s after a keyframe
-#: (sources have a keyframe every 2 s), so no in-point or out-point is on a keyframe.
+#: Each clip sits in the middle of its source with its in-point this far after a keyframe
+#: (sources have one every 2 s), so neither end is on a keyframe, nor on a frame's timestamp:
+#: the selection rule (first frame at or after t) decides which frames are wanted.
+IN_POINT_AFTER_KEYFRAME_SECONDS = 0.55
 CASES = (
     Case("10s", "10 s, 1-min source", long_source=False, seconds=10),
     Case("60s", "60 s, long source", long_source=True, seconds=60),
@@ -82,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def case_range(case: Case, source_seconds: int) -> tuple[float, float]:
     """(start, end) seconds: centred in the source, in-point half a second past a keyframe."""
-    start = source_seconds / 2 - case.seconds / 2 + 0.5
+    start = source_seconds / 2 - case.seconds / 2 + IN_POINT_AFTER_KEYFRAME_SECONDS
     return start, start + case.seconds
 
 
@@ -99,10 +101,10 @@ def main(args: argparse.Namespace) -> int:
     """Generate or reuse the sources, time every method, print and save the table."""
     out_dir: Path = args.out_dir
     sources = media.ensure_sources(out_dir, long_minutes=args.long_minutes)
-    video_args, encoder_origin = methods.encoder_video_args(sources.short)
+    video_args, audio_args, encoder_origin = methods.encoder_args(sources.short)
     runners: dict[str, methods.Method] = {
         "raw copy": methods.raw_copy,
-        "raw re-encode": methods.make_raw_reencode(video_args),
+        "raw re-encode": methods.make_raw_reencode(video_args, audio_args),
         "clipper exact": methods.make_clipper("exact"),
         "clipper fast": methods.make_clipper("fast"),
         "smartcut": methods.smartcut,
@@ -112,6 +114,7 @@ def main(args: argparse.Namespace) -> int:
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, str], Measurement] = {}
+    load_at_start = os.getloadavg()[0]
     for round_no in range(1, args.repeat + 1):
         for case in cases:
             src = sources.long if case.long_source else sources.short
@@ -127,7 +130,8 @@ def main(args: argparse.Namespace) -> int:
                     runners[name], m, src, output, start, end, f"[{round_no}] {case.key} {name}"
                 )
     rows = _rows(cases, results, args.long_minutes * 60)
-    header = _header(sources, args.repeat, encoder_origin, video_args)
+    loads = (load_at_start, os.getloadavg()[0])
+    header = _header(sources, args.repeat, encoder_origin, video_args + audio_args, loads)
     text = render(header, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "engine.md").write_text(text)
@@ -206,7 +210,11 @@ def _baseline(case: Case, name: str) -> tuple[tuple[str, str] | None, str, float
 
 
 def _header(
-    sources: media.Sources, repeat: int, encoder_origin: str, video_args: list[str]
+    sources: media.Sources,
+    repeat: int,
+    encoder_origin: str,
+    encoder_argv: list[str],
+    loads: tuple[float, float],
 ) -> list[str]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
@@ -216,7 +224,9 @@ def _header(
         f"{os.cpu_count()} CPUs, {methods.ffmpeg_version()}",
         f"Sources: 1080p30 H.264 High (x264 veryfast crf 20, 2 s GOP, 3 B-frames) + AAC; "
         f"1 min encoded from lavfi testsrc2+noise, {sources.long_minutes} min by stream-copy "
-        "concatenation. Clips centred, in-point 0.5 s after a keyframe.",
-        f"Median of {repeat} runs. Raw re-encode video settings: `{' '.join(video_args)}` "
-        f"({encoder_origin}); audio `{' '.join(methods.AUDIO_ARGS)}`.",
+        "concatenation. Clips centred, in-point 0.55 s after a keyframe.",
+        f"Median of {repeat} runs, methods interleaved per round. Raw re-encode settings: "
+        f"`{' '.join(encoder_argv)}` ({encoder_origin}).",
+        f"Load average (1 min) at start {loads[0]:.1f}, at end {loads[1]:.1f}: other work on "
+        "the machine slows every method; compare ratios, not seconds.",
     ]

@@ -11,19 +11,16 @@ import importlib
 import importlib.util
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: What a raw full re-encode uses when the engine does not expose its own encoder settings.
+from clipper.spec import Preset
+
+#: What a raw full re-encode uses when the engine's encoder settings cannot be imported.
 FALLBACK_VIDEO_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18")
 AUDIO_ARGS = ("-c:a", "aac", "-b:a", "128k")
-#: Where the engine may publish the x264 settings `exact` uses for its re-encoded parts.
-ENGINE_ENCODER_HOOKS = (
-    ("clipper.engine", "reencode_video_args"),
-    ("clipper.ffmpeg", "reencode_video_args"),
-    ("clipper.encode", "reencode_video_args"),
-)
 #: Generous wall-clock limit for one run; a hung method must not hang the whole benchmark.
 RUN_TIMEOUT_SECONDS = 1800
 
@@ -41,26 +38,22 @@ def _ffmpeg(*argv: str) -> None:
         raise RuntimeError(done.stderr.strip()[-500:] or f"ffmpeg exited {done.returncode}")
 
 
-def encoder_video_args(source: Path) -> tuple[list[str], str]:
-    """(x264 argv, where it came from): the engine's own settings if it exposes them."""
-    for module_name, attr in ENGINE_ENCODER_HOOKS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        hook = getattr(module, attr, None)
-        if callable(hook):
-            return [str(a) for a in _call_hook(hook, source)], f"{module_name}.{attr}"
-    return list(FALLBACK_VIDEO_ARGS), "fallback (engine exposes no encoder settings)"
-
-
-def _call_hook(hook: Callable[..., Any], source: Path) -> list[Any]:
-    # The hook may want the probed source (profile, level, pixel format) or nothing.
+def encoder_args(source: Path) -> tuple[list[str], list[str], str]:
+    """(video argv, audio argv, origin): the engine's own re-encode settings when it has them."""
     try:
-        engine = importlib.import_module("clipper.engine")
-        return list(hook(engine.probe(source)))
-    except TypeError:
-        return list(hook())
+        from clipper.encoders import audio_args, reencode_video_args
+        from clipper.engine import probe
+    except ImportError:
+        return list(FALLBACK_VIDEO_ARGS), list(AUDIO_ARGS), "fallback: engine not importable"
+    info = probe(source)
+    video = _argv(reencode_video_args(info))
+    audio = _argv(audio_args(info, ".mp4", Preset.ORIGINAL))
+    return video, audio, "clipper.encoders.reencode_video_args/audio_args"
+
+
+def _argv(options: dict[str, Any]) -> list[str]:
+    # ffmpeg-python output options ({"c:v": "libx264"}) as a plain command line.
+    return [item for key, value in options.items() for item in (f"-{key}", str(value))]
 
 
 def raw_copy(source: Path, output: Path, start: float, end: float) -> str:
@@ -70,12 +63,12 @@ def raw_copy(source: Path, output: Path, start: float, end: float) -> str:
     return ""
 
 
-def make_raw_reencode(video_args: list[str]) -> Method:
-    """A full re-encode of the range with the given x264 settings (frame-exact, slow)."""
+def make_raw_reencode(video_args: list[str], audio_args: list[str]) -> Method:
+    """A full re-encode of the range with the given encoder settings (frame-exact, slow)."""
 
     def raw_reencode(source: Path, output: Path, start: float, end: float) -> str:
         _ffmpeg("-ss", f"{start}", "-i", f"file:{source}", "-t", f"{end - start}",
-                *video_args, *AUDIO_ARGS, f"file:{output}")  # fmt: skip
+                *video_args, *audio_args, f"file:{output}")  # fmt: skip
         return ""
 
     return raw_reencode
@@ -96,17 +89,27 @@ def make_clipper(accuracy: str) -> Method:
             segments=(spec_mod.Segment(start=start, end=end),),
             accuracy=spec_mod.Accuracy(accuracy),
         )
-        report = engine.cut(source, output, spec)
-        return _strategy_note(report)
+        phases: dict[str, float] = {}
+
+        def on_progress(phase: str, fraction: float) -> None:
+            phases.setdefault(phase, time.perf_counter())
+
+        report = engine.cut(source, output, spec, progress=on_progress)
+        return _report_note(report, phases, time.perf_counter())
 
     return clipper_cut
 
 
-def _strategy_note(report: Any) -> str:
-    # The report is a pydantic model; only `strategy` is promised by the contract.
+def _report_note(report: Any, phases: dict[str, float], finished: float) -> str:
+    """Strategy, frames re-encoded/copied and seconds per phase, for the table's note column."""
     data = report.model_dump(mode="json") if hasattr(report, "model_dump") else {}
-    strategy = data.get("strategy", "?")
-    return f"strategy={strategy}"
+    parts = [f"{data.get('strategy', '?')}"]
+    if "frames_reencoded" in data:
+        parts.append(f"{data['frames_reencoded']} enc/{data.get('frames_copied', '?')} copied")
+    starts = sorted(phases.items(), key=lambda item: item[1])
+    ends = [t for _, t in starts[1:]] + [finished]
+    parts += [f"{name} {end - began:.1f}s" for (name, began), end in zip(starts, ends, strict=True)]
+    return ", ".join(parts)
 
 
 def smartcut(source: Path, output: Path, start: float, end: float) -> str:
