@@ -71,6 +71,19 @@ def _has_open_gop(media: MediaInfo, packets: list[Packet]) -> bool:
     return False
 
 
+def leading_pictures(media: MediaInfo, packets: list[Packet]) -> dict[int, int]:
+    """Per listed keyframe: packets after it (before the next keyframe) shown before it."""
+    counts: dict[int, int] = {}
+    key: tuple[int, float] | None = None
+    for p in packets:
+        if p.keyframe:
+            key = (frame_index(media, p.pts), p.pts)
+            counts[key[0]] = 0
+        elif key is not None and p.pts < key[1] - 1e-6:
+            counts[key[0]] += 1
+    return {k: n for k, n in counts.items() if n}
+
+
 def _decode_order_from(media: MediaInfo, packets: list[Packet], key: int) -> list[int]:
     indices = [frame_index(media, p.pts) for p in packets]
     for pos, (p, idx) in enumerate(zip(packets, indices, strict=True)):
@@ -108,10 +121,13 @@ def plan_segments(
         return [plan_reencode(r, reason) for r in ranges], keys, packets
     plans = []
     if spec.accuracy is Accuracy.FAST:
+        leading = leading_pictures(media, packets)
         for r in ranges:
             end_key = max((k for k in keys if k <= r.end), default=0)
             order = _decode_order_from(media, packets, end_key)
-            plans.append(plan_fast(r, keys, total_frames=total, decode_order_at_end=order))
+            plans.append(
+                plan_fast(r, keys, total_frames=total, decode_order_at_end=order, leading=leading)
+            )
         return plans, keys, packets
     unsafe = None
     if media.video.codec not in SMART_CUT_CODECS:
@@ -156,31 +172,26 @@ def direct_copy_seconds(
 ) -> tuple[bool, float | None]:
     """(possible, video `-t`) for a one-process fast copy of `plan`.
 
-    The `-t` lies halfway between the DTS of the last wanted packet and the first unwanted
-    one, relative to the `-ss` the copy uses; None when the copy runs to the end.
+    The `-t` lies half a frame before the DTS of the first unwanted packet, relative to the
+    `-ss` the copy uses; None when the copy runs to the end.
     """
     got = plan.delivered
+    if len(plan.parts) != 1 or plan.parts[0].drop_leading:
+        return False, None
     if got.end >= media.frame_count:
         return True, None
-    end_key = max(
-        (
-            frame_index(media, p.pts)
-            for p in packets
-            if p.keyframe and frame_index(media, p.pts) < got.end
-        ),
-        default=None,
-    )
-    if end_key is None:
+    indices = [frame_index(media, p.pts) for p in packets]
+    keys = [i for i, p in enumerate(packets) if p.keyframe and indices[i] <= got.end]
+    if not keys:
         return False, None
-    positions = [
-        i for i, p in enumerate(packets) if p.keyframe and frame_index(media, p.pts) == end_key
-    ]
-    pos = positions[0] + (got.end - end_key)
-    if pos >= len(packets) or packets[pos - 1].dts is None or packets[pos].dts is None:
+    # The clean prefix ends right before the first packet (decode order) of a frame at or
+    # after the end; DTS grow by one frame per packet, so half a frame before it is safe.
+    position = max(keys, key=lambda i: (indices[i], i))
+    first_out = next((i for i in range(position, len(packets)) if indices[i] >= got.end), None)
+    if first_out is None or packets[first_out].dts is None:
         return False, None
     base = media.format_start_seconds + (floor_seconds(media, got.start) if got.start else 0.0)
-    last_in, first_out = packets[pos - 1].dts, packets[pos].dts
-    assert last_in is not None and first_out is not None
-    if first_out <= last_in:
-        return False, None
-    return True, (last_in + first_out) / 2 - base
+    half = 0.5 / float(media.frame_rate)
+    dts = packets[first_out].dts
+    assert dts is not None
+    return True, dts - half - base

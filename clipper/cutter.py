@@ -132,10 +132,14 @@ def part_argv(
     if part.mode == "copy":
         # Drop packets before the seek point: the part starts at the keyframe itself.
         out.update({"c:v": "copy", "copypriorss": 0})
+        if part.drop_leading:
+            # HEVC RASL pictures (NAL types 8, 9) of an open-GOP keyframe reference frames
+            # before the clip: undecodable, and mid-stream (a later segment) a source of errors.
+            out["bsf:v"] = "filter_units=remove_types=8|9"
         if not last_in_stream:
             # Packet count, not time: copy cuts compare DTS, and with B-frames `-t` keeps
             # extra frames. Whole closed GOPs hold exactly their own frames in decode order.
-            out["frames:v"] = part.count
+            out["frames:v"] = part.count if part.packets is None else part.packets
     else:
         out.update(reencode_video_args(media, preset))
         out["frames:v"] = part.count

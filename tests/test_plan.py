@@ -69,13 +69,40 @@ def test_unsafe_source_falls_back_with_its_reason() -> None:
 def test_clean_copy_end_waits_for_reordered_b_frames() -> None:
     # Decode order of a GOP starting at 60 with B-frames: I60 P63 B61 B62 P66 B64 B65 ...
     order = [60, 63, 61, 62, 66, 64, 65, 69, 67, 68]
-    assert clean_copy_end(order, 60, 61) == 61  # the keyframe alone is clean
-    assert clean_copy_end(order, 60, 62) == 64  # 61 needs P63 first, then 62 completes it
-    assert clean_copy_end(order, 60, 64) == 64
-    assert clean_copy_end(order, 60, 65) == 67
-    assert clean_copy_end(order, 60, 70) == 70
+    assert clean_copy_end(order, 60, 61) == (61, 1)  # the keyframe alone is clean
+    assert clean_copy_end(order, 60, 62) == (64, 4)  # 61 needs P63 first, then 62 completes it
+    assert clean_copy_end(order, 60, 64) == (64, 4)
+    assert clean_copy_end(order, 60, 65) == (67, 7)
+    assert clean_copy_end(order, 60, 70) == (70, 10)
     assert clean_copy_end(order, 60, 71) is None  # not enough packets listed
-    assert clean_copy_end(order, 60, 60) == 60
+    assert clean_copy_end(order, 60, 60) == (60, 0)
+
+
+def test_clean_copy_end_with_leading_pictures() -> None:
+    # Open GOP: CRA 60 is followed (decode order) by leading pictures 57..59 shown before it.
+    order = [60, 58, 57, 59, 63, 61, 62]
+    # As the clip's first keyframe, its leading pictures are counted but not delivered.
+    assert clean_copy_end(order, 60, 62) == (64, 7)
+    # Later in a clip, they are the frames just before the keyframe and belong to it.
+    assert clean_copy_end(order, 60, 61, first=57) == (61, 4)
+
+
+def test_fast_open_gop_drops_the_first_keyframes_leading_pictures() -> None:
+    keys = [0, 30, 60, 90]
+    lead = {30: 2, 60: 2, 90: 2}
+    # Decode order from CRA 60: 60, its leading 58 59, then 63 61 62 ...
+    order = [60, 58, 59, 63, 61, 62, 66, 64, 65]
+    plan = plan_fast(
+        FrameRange(40, 62), keys, total_frames=120, decode_order_at_end=order, leading=lead
+    )
+    assert plan.delivered == FrameRange(30, 64)
+    first, rest = plan.parts
+    # First GOP: CRA 30 and its frames up to 57 (58, 59 are CRA 60's leading pictures);
+    # 30 + 2 - 2 packets from 30 to 60, minus the 2 dropped leading pictures of 30.
+    assert first == Part("copy", 30, 58, packets=28, drop_leading=True)
+    # Then CRA 60 with 58, 59 and the frames up to 63: 6 packets.
+    assert rest == Part("copy", 58, 64, packets=6)
+    assert plan.frames_copied == 34
 
 
 def test_fast_starts_at_the_keyframe_before_and_ends_clean() -> None:
@@ -83,7 +110,7 @@ def test_fast_starts_at_the_keyframe_before_and_ends_clean() -> None:
     plan = plan_fast(FrameRange(40, 182), KEYS, total_frames=300, decode_order_at_end=order)
     assert plan.strategy is Strategy.COPY
     assert plan.delivered == FrameRange(30, 184)
-    assert plan.parts == (Part("copy", 30, 184),)
+    assert plan.parts == (Part("copy", 30, 184, packets=150 + 4),)
     assert plan.reason and plan.frames_encoded == 0
 
 
