@@ -192,7 +192,7 @@ def mux_argv(
     out: dict[str, Any] = {"c:v": "copy", "f": muxer(extension)}
     audio_count = len(media.audio)
     if audio_count:
-        inputs = []
+        inputs, lengths = [], []
         for plan in plans:
             start = Fraction(media.frame_pts(plan.delivered.start))
             seconds = Fraction(plan.delivered.count) / media.frame_rate
@@ -200,13 +200,21 @@ def mux_argv(
             if start > 0:
                 opts["ss"] = f"{float(start):.6f}"
             inputs.append(ffmpeg.source_input(source, **opts))
+            lengths.append(f"{float(seconds):.6f}")
+        copy = copy_audio and len(inputs) == 1
         for j in range(audio_count):
             pieces = [i[f"a:{j}"] for i in inputs]
+            if not copy:
+                # Sources whose audio stops a little before the video still give a clip whose
+                # audio lasts as long as its video: pad each segment with silence.
+                pieces = [
+                    p.filter("apad", whole_dur=d) for p, d in zip(pieces, lengths, strict=True)
+                ]
             if len(pieces) == 1:
                 streams.append(pieces[0])
             else:
                 streams.append(ffmpeg_python.concat(*pieces, v=0, a=1))
-        if copy_audio and len(inputs) == 1:
+        if copy:
             # Without it a copy keeps audio from the demuxer's seek point: MKV seeks to the
             # video keyframe (up to a GOP early), MPEG-TS to a byte position.
             out.update({"c:a": "copy", "copypriorss:a": 0})
