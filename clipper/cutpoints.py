@@ -143,7 +143,12 @@ def decode_intervals(plans: list[SegmentPlan], rate: Fraction) -> list[tuple[flo
     else the re-encoded parts, the first seconds of each copied part and the last second."""
     if all(p.mode == "encode" for plan in plans for p in plan.parts):
         return None
-    if all(p.mode == "copy" for plan in plans for p in plan.parts):
+    parts = [p for plan in plans for p in plan.parts]
+    if len(parts) == 1 and parts[0].mode == "copy":
+        # One stretch of the source's own packets: the packet check (which also requires a
+        # keyframe first) says all there is to say; decoding would double fast mode's cost.
+        return []
+    if all(p.mode == "copy" for p in parts):
         # Nothing of ours to check inside the packets: decode where each part starts.
         starts, offset = [], 0
         for plan in plans:

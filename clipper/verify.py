@@ -75,6 +75,8 @@ def _decode(
     cancel: threading.Event | None,
 ) -> tuple[int, str]:
     """Decode the video (all of it, or intervals from `base`): frames decoded, error text."""
+    if intervals is not None and not intervals:
+        return 0, ""
     extra = ["-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time"]
     if intervals is not None:
         spec = ",".join(f"{base + a:.6f}%{base + b:.6f}" for a, b in _merge(intervals))
@@ -96,12 +98,16 @@ def verify_output(
 ) -> Verification:
     """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not.
 
-    `decode_intervals` are seconds from the output's first frame; None decodes everything.
+    `decode_intervals` are seconds from the output's first frame; None decodes everything,
+    an empty list nothing (a pure stream copy: packets are the source's own).
     """
     data, _ = _probe(
         path,
         ffprobe_path,
-        ["-show_entries", "packet=stream_index,pts_time,duration_time:stream=index,codec_type"],
+        [
+            "-show_entries",
+            "packet=stream_index,pts_time,duration_time,flags:stream=index,codec_type",
+        ],
         timeout_seconds,
         cancel,
     )
@@ -109,6 +115,7 @@ def verify_output(
     first_audio = min((i for i, k in kinds.items() if k == "audio"), default=None)
     video_index = min((i for i, k in kinds.items() if k == "video"), default=None)
     video_ts: list[float] = []
+    first_is_key = False
     audio: list[tuple[float, float]] = []
     for p in data.get("packets") or []:
         pts = _float(p.get("pts_time"))
@@ -116,6 +123,8 @@ def verify_output(
         if pts is None:
             continue
         if index == video_index:
+            if not video_ts:
+                first_is_key = "K" in str(p.get("flags", ""))
             video_ts.append(pts)
         elif index == first_audio:
             audio.append((pts, _float(p.get("duration_time")) or 0.0))
@@ -141,6 +150,8 @@ def verify_output(
         problems.append(f"{count} video frames, {expected_frames} expected")
     if decode_intervals is None and decoded != count:
         problems.append(f"{decoded} of {count} video frames decode")
+    if count and not first_is_key:
+        problems.append("the video does not start with a keyframe")
     if error_lines:
         problems.append(f"{len(error_lines)} decode error line(s): {error_lines[0][:200]}")
     if count and abs((last - first) - (count - 1) * frame_seconds) > frame_seconds / 2:
