@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import media, methods
+from bench import frames, media, methods
 from bench.table import Row, render
 from clipper.spec import TimecodeOrigin
 from clipper.timecode import time_to_frame
@@ -28,6 +28,7 @@ HELP = "time Clipper exact/fast cuts against raw ffmpeg copy, a full re-encode a
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "out"
 
 ZERO = TimecodeOrigin.ZERO
+RATE = Fraction(media.FPS)
 console = Console(stderr=True)
 
 
@@ -63,6 +64,8 @@ class Measurement:
     error: str | None = None
     note: str = ""
     frames: int | None = None
+    first_offset: int | None = None  # clip's first picture vs the requested first frame
+    last_offset: int | None = None
 
     @property
     def median(self) -> float | None:
@@ -88,13 +91,12 @@ def case_range(case: Case, source_seconds: int) -> tuple[float, float]:
     return start, start + case.seconds
 
 
-def requested_frames(start: float, end: float) -> int:
-    """Frames the product rule selects for [start, end) at the sources' frame rate."""
+def requested_indices(start: float, end: float) -> tuple[int, int]:
+    """(first, exclusive stop) source frame indices the product rule selects for [start, end)."""
     # Uses the rule's own implementation: the benchmark reports, the unit tests prove it.
-    rate = Fraction(media.FPS)
-    first = time_to_frame(start, rate, start_timecode=None, origin=ZERO, field="start")
-    stop = time_to_frame(end, rate, start_timecode=None, origin=ZERO, field="end")
-    return stop - first
+    first = time_to_frame(start, RATE, start_timecode=None, origin=ZERO, field="start")
+    stop = time_to_frame(end, RATE, start_timecode=None, origin=ZERO, field="end")
+    return first, stop
 
 
 def main(args: argparse.Namespace) -> int:
@@ -157,15 +159,21 @@ def _run_once(
         m.seconds.append(time.perf_counter() - began)
         m.note = note
         if m.frames is None:
-            # Counting decodes the whole clip: once per method, outside the timed section.
-            try:
-                m.frames = methods.count_frames(output)
-            except Exception as exc:
-                m.note = f"{note} frame count failed: {exc}".strip()
+            _check_output(m, src, output, start, end)
     if m.error:
         console.print(f" {m.error}")
     else:
         console.print(f" {m.seconds[-1]:.2f} s")
+
+
+def _check_output(m: Measurement, src: Path, output: Path, start: float, end: float) -> None:
+    """Frame count and first/last picture offsets: once per method, outside the timing."""
+    first, stop = requested_indices(start, end)
+    try:
+        m.frames = methods.count_frames(output)
+        m.first_offset, m.last_offset = frames.end_offsets(src, output, first, stop - 1, RATE)
+    except Exception as exc:
+        m.note = f"{m.note} (output check failed: {str(exc)[:120]})".strip()
 
 
 def _rows(
@@ -175,7 +183,8 @@ def _rows(
     for case in cases:
         src_seconds = long_seconds if case.long_source else 60
         start, end = case_range(case, src_seconds)
-        want = requested_frames(start, end)
+        first, stop = requested_indices(start, end)
+        want = stop - first
         for name in METHODS:
             m = results.get((case.key, name))
             if m is None:
@@ -188,6 +197,7 @@ def _rows(
                     clip=case.title, method=name, median=m.median, runs=len(m.seconds),
                     ratio=ratio, baseline=base_label, target=target,
                     frames=m.frames, wanted_frames=want, note=m.error or m.note,
+                    first_offset=m.first_offset, last_offset=m.last_offset,
                 )
             )  # fmt: skip
     return rows

@@ -79,17 +79,34 @@ def make_long_source(short: Path, path: Path, repeats: int, short_seconds: int) 
     listing = path.with_suffix(".txt")
     # The short source ends on a GOP boundary, so the joined file keeps a 2 s GOP throughout.
     listing.write_text("".join(f"file '{short.resolve()}'\n" for _ in range(repeats)))
+    joined = path.with_suffix(".joined.mp4")
     tmp = path.with_suffix(".part.mp4")
-    argv = [
-        "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-        "-movflags", "+faststart", str(tmp),
-    ]  # fmt: skip
     total = repeats * short_seconds
     try:
+        argv = ["-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(joined)]
         run_ffmpeg(argv, label=f"joining {repeats} copies (stream copy)", expected_seconds=total)
+        # The concat demuxer drops the MP4 edit lists and starts the video ~21 ms late; shift
+        # it back so frame k sits at k/30 s in both sources and A/V sync matches the short one.
+        offset = video_start_seconds(joined)
+        argv = [
+            "-y", "-itsoffset", f"{-offset:.6f}", "-i", str(joined), "-i", str(joined),
+            "-map", "0:v", "-map", "1:a", "-c", "copy", "-movflags", "+faststart", str(tmp),
+        ]  # fmt: skip
+        run_ffmpeg(argv, label="moving the index to the front", expected_seconds=total)
     finally:
         listing.unlink(missing_ok=True)
+        joined.unlink(missing_ok=True)
     tmp.replace(path)
+
+
+def video_start_seconds(path: Path) -> float:
+    """Start time of the first video stream, from ffprobe."""
+    cmd = [
+        "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+        "stream=start_time", "-of", "csv=p=0", f"file:{path}",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    return float(done.stdout.strip() or 0)
 
 
 def ensure_sources(out_dir: Path, *, short_seconds: int = 60, long_minutes: int = 60) -> Sources:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.frames import offset_text
+
 
 @dataclass(frozen=True)
 class Row:
@@ -20,6 +22,8 @@ class Row:
     frames: int | None  # decoded frames in the output (ffprobe -count_frames)
     wanted_frames: int  # frames the product rule selects for the requested range
     note: str = ""
+    first_offset: int | None = None  # first picture vs requested first frame (0 = right)
+    last_offset: int | None = None
 
 
 def verdict(ratio: float | None, target: float | None) -> str:
@@ -41,9 +45,10 @@ def render(header: Sequence[str], rows: Sequence[Row]) -> str:
     """The whole report: header lines, then one Markdown table."""
     lines = [*header, ""]
     lines.append(
-        "| clip | method | median s | ratio | vs | target | met | frames (requested) | note |"
+        "| clip | method | median s | ratio | vs | target | met | frames (requested) "
+        "| first / last frame | note |"
     )
-    lines.append("|---|---|---:|---:|---|---:|:---:|---|---|")
+    lines.append("|---|---|---:|---:|---|---:|:---:|---|---|---|")
     for r in rows:
         median = f"{r.median:.2f}" if r.median is not None else "—"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
@@ -52,14 +57,23 @@ def render(header: Sequence[str], rows: Sequence[Row]) -> str:
         if r.frames is None:
             frames = f"— of {r.wanted_frames}"
         note = r.note.replace("|", "/").replace("\n", " ")
+        ends = ""
+        if r.frames is not None:
+            ends = f"{offset_text(r.first_offset)} / {offset_text(r.last_offset)}"
         lines.append(
             f"| {r.clip} | {r.method} | {median} | {ratio} | {r.baseline if ratio else ''} | "
-            f"{target} | {verdict(r.ratio, r.target)} | {frames} | {note} |"
+            f"{target} | {verdict(r.ratio, r.target)} | {frames} | {ends} | {note} |"
         )
     lines.append("")
     lines.append(
         "frames: decoded by `ffprobe -count_frames`; requested = frames whose timestamp is in "
         "[start, end) (PRODUCT.md rule). `fast` starts at the keyframe before the in-point, "
         "so it carries extra frames by design; raw `-c copy` keeps pre-roll frames too."
+    )
+    lines.append("")
+    lines.append(
+        "first / last frame: the clip's first and last pictures matched (PSNR, 320x180 grey) "
+        "against the source frames around the requested first and last frame: `ok` = the "
+        "right frame, `-1` = one frame early, `+2` = two frames late, `?` = no clear match."
     )
     return "\n".join(lines) + "\n"
