@@ -392,3 +392,41 @@ def hevc_nal_types(path: Path | str) -> dict[str, int]:
         if m:
             counts[m[1]] = counts.get(m[1], 0) + 1
     return counts
+
+
+#: NAL unit types of in-band parameter sets: H.264 SPS/PPS, HEVC VPS/SPS/PPS.
+_PARAMETER_SET_NALS = {"h264": "7|8", "hevc": "32|33|34"}
+
+
+def strip_inband_parameter_sets(path: Path | str, out: Path) -> None:
+    """Remux v:0 without in-band parameter sets, so only the sample entry's (avcC/hvcC) remain.
+
+    A decoder that ignores in-band headers (as some players do for avc1/hvc1 tracks) sees
+    what this file decodes to.
+    """
+    codec = stream_codecs(path)["video"]
+    cmd = [
+        FFMPEG,
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        _file_arg(path),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-bsf:v",
+        f"filter_units=remove_types={_PARAMETER_SET_NALS[codec]}",
+        _file_arg(out),
+    ]
+    subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+
+
+def video_codec_tag(path: Path | str) -> str:
+    """The video sample entry / FourCC, e.g. 'avc1', 'avc3', 'hvc1', 'hev1'."""
+    streams = ffprobe_json(
+        path, "-select_streams", "v:0", "-show_entries", "stream=codec_tag_string"
+    )["streams"]
+    return str(streams[0]["codec_tag_string"])

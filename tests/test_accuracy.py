@@ -298,6 +298,30 @@ def test_exact_preset_mp4(
     _judge_exact(s, out, case, report, Preset.MP4)
 
 
+@pytest.mark.parametrize(
+    ("source", "case_name"),
+    [("h264_mp4", "multi_segment"), ("h264_mov", "very_end"), ("hevc_closed_mp4", "very_end")],
+)
+def test_exact_smart_cut_needs_no_inband_parameter_sets(
+    media_library: MediaLibrary, tmp_path: Path, source: str, case_name: str
+) -> None:
+    """In avc1/hvc1 tracks the sample entry holds the parameter sets; a joined clip whose
+    copied part silently depends on in-band SPS/PPS breaks in players that ignore them
+    (FFMPEG_NOTES: test with a decoder that gets no help from repeated in-band headers)."""
+    s = media_library.get(source)
+    case = _cases(s)[case_name]
+    out, report = _cut(s, tmp_path, case, Accuracy.EXACT, Preset.ORIGINAL)
+    assert report.frames_copied > 0 and report.frames_reencoded > 0, "not a smart cut"
+    tag = fc.video_codec_tag(out)
+    assert tag in ("avc1", "hvc1", "avc3", "hev1")
+    if tag in ("avc3", "hev1"):
+        return  # in-band parameter sets are the declared mechanism for these entries
+    stripped = tmp_path / f"stripped{out.suffix}"
+    fc.strip_inband_parameter_sets(out, stripped)
+    assert fc.decode_errors(stripped) == ""
+    assert fc.decoded_frame_hashes(stripped) == fc.decoded_frame_hashes(out)
+
+
 # --- fast mode -----------------------------------------------------------------------------
 
 

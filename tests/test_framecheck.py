@@ -272,3 +272,48 @@ def test_stream_copy_frames_are_bit_identical_after_decoding(
     assert out_hashes == src_hashes[kf[1] :]
     assert out_hashes[0] != src_hashes[kf[1] - 1]
     assert fc.decode_errors(out) == ""
+
+
+def test_inband_parameter_set_check_passes_clean_and_catches_mixed_streams(
+    media_h264_mp4: MediaSample, tmp_path: Path
+) -> None:
+    src = media_h264_mp4.path
+    clean = tmp_path / "clean.mp4"
+    fc.strip_inband_parameter_sets(src, clean)
+    assert fc.decoded_frame_hashes(clean) == fc.decoded_frame_hashes(src)
+    assert fc.decode_errors(clean) == ""
+    # Two parts encoded with different settings, joined: the second part's SPS/PPS only
+    # travel in-band, so without them it cannot decode correctly.
+    parts = []
+    for i, params in enumerate(("bframes=3:ref=3:cabac=1", "bframes=0:ref=1:cabac=0")):
+        part = tmp_path / f"part{i}.ts"
+        _ffmpeg(
+            "-ss",
+            str(i),
+            "-t",
+            "1",
+            "-i",
+            str(src),
+            "-map",
+            "0:v:0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-x264-params",
+            params,
+            "-f",
+            "mpegts",
+            str(part),
+        )
+        parts.append(part)
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"file '{p}'\n" for p in parts))
+    mixed, stripped = tmp_path / "mixed.mp4", tmp_path / "mixed_stripped.mp4"
+    _ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(mixed))
+    assert fc.decode_errors(mixed) == ""  # FFmpeg is helped by the in-band headers
+    fc.strip_inband_parameter_sets(mixed, stripped)
+    broken = fc.decode_errors(stripped) != "" or (
+        fc.decoded_frame_hashes(stripped) != fc.decoded_frame_hashes(mixed)
+    )
+    assert broken
