@@ -198,6 +198,16 @@ def test_broken_samples_fail_to_decode(
     assert fc.ffprobe_json(media_truncated_faststart_mp4.path, "-show_format")["format"]
 
 
+def test_nosei_sample_is_the_same_pictures_without_encoder_settings(
+    media_h264_nosei_mp4: MediaSample, media_h264_mp4: MediaSample
+) -> None:
+    assert b"x264" not in media_h264_nosei_mp4.path.read_bytes()
+    assert b"x264" in media_h264_mp4.path.read_bytes()
+    assert fc.decoded_frame_hashes(media_h264_nosei_mp4.path) == fc.decoded_frame_hashes(
+        media_h264_mp4.path
+    )
+
+
 def test_dash_named_sample_is_readable(media_dash_name: MediaSample) -> None:
     assert media_dash_name.path.name.startswith("-")
     assert fc.video_frames(media_dash_name.path).count == 150
