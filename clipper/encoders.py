@@ -92,6 +92,38 @@ def _color_args(media: MediaInfo) -> dict[str, Any]:
     return {k: val for k, val in pairs.items() if val and val != "unknown"}
 
 
+#: x264 SEI settings that shape the SPS/PPS (reference count, B-frame reordering, entropy
+#: coder, weighted prediction, 8x8 transform, initial QP via CRF, chroma QP offset via
+#: psy/trellis). Re-encoded parts that reuse them get parameter sets equal to the source's,
+#: so even a decoder that only reads the MP4's stored (head) parameter sets decodes the
+#: copied middle correctly. SEI name → x264 option name.
+_X264_PARAMETER_SET_OPTIONS = {
+    "cabac": "cabac",
+    "ref": "ref",
+    "bframes": "bframes",
+    "b_pyramid": "b-pyramid",
+    "weightb": "weightb",
+    "weightp": "weightp",
+    "8x8dct": "8x8dct",
+    "constrained_intra": "constrained-intra",
+    "psy": "psy",
+    "psy_rd": "psy-rd",
+    "trellis": "trellis",
+    "crf": "crf",
+}
+
+
+def x264_params(sei_options: str) -> dict[str, str]:
+    """The parameter-set-shaping subset of an x264 SEI settings string, as x264 options."""
+    found = dict(item.split("=", 1) for item in sei_options.split() if "=" in item)
+    # ':' separates options inside -x264-params; x264 takes "1.00,0.00" for "1.00:0.00".
+    return {
+        name: found[key].replace(":", ",")
+        for key, name in _X264_PARAMETER_SET_OPTIONS.items()
+        if key in found
+    }
+
+
 def _level_text(level: int | None) -> str | None:
     if not level or level <= 0:
         return None
@@ -117,6 +149,13 @@ def reencode_video_args(media: MediaInfo, preset: Preset = Preset.ORIGINAL) -> d
         # Same profile and level as the source keep the head's SPS compatible with the
         # copied middle's (the joined MP4 carries the head's parameter sets).
         args.update(preset=X264_PRESET, crf=X264_CRF)
+        if media.x264_options:
+            params = x264_params(media.x264_options)
+            if "crf" in params:
+                # The source's own CRF: the same initial QP in the PPS, similar quality.
+                args["crf"] = params.pop("crf")
+            if params:
+                args["x264-params"] = ":".join(f"{k}={val}" for k, val in params.items())
         profile = _H264_PROFILES.get((v.profile or "").lower())
         if profile:
             args["profile:v"] = profile

@@ -82,7 +82,7 @@ DEFAULT_CONFIG = EngineConfig()
 
 def probe(source: str | Path, *, config: EngineConfig = DEFAULT_CONFIG) -> MediaInfo:
     """Probe a source once (format, streams, start timecode); InvalidMedia if unreadable."""
-    return probing.probe(source, ffprobe_path=config.ffprobe_path)
+    return probing.probe(source, ffprobe_path=config.ffprobe_path, ffmpeg_path=config.ffmpeg_path)
 
 
 def output_extension(media: MediaInfo, preset: Preset) -> str:
@@ -170,7 +170,12 @@ def cut(
     report_progress = progress or (lambda phase, fraction: None)
     report_progress("probing", 0.0)
     if media is None:
-        media = probing.probe(source, ffprobe_path=config.ffprobe_path, cancel=cancel)
+        media = probing.probe(
+            source,
+            ffprobe_path=config.ffprobe_path,
+            ffmpeg_path=config.ffmpeg_path,
+            cancel=cancel,
+        )
     ranges = resolve_ranges(media, spec)
     plans, keys, packets = plan_segments(
         source, media, spec, ranges, ffprobe_path=config.ffprobe_path, cancel=cancel

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,8 @@ class MediaInfo:
     start_timecode: str | None = None
     frame_count: int = 0
     encoder: str | None = None
+    #: The x264 settings the source carries in its SEI ("cabac=1 ref=3 …"), if any.
+    x264_options: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -257,6 +260,7 @@ def probe(
     source: str | Path,
     *,
     ffprobe_path: str = "ffprobe",
+    ffmpeg_path: str = "ffmpeg",
     cancel: threading.Event | None = None,
 ) -> MediaInfo:
     """Probe a source; InvalidMedia when it is not a video Clipper can read."""
@@ -267,7 +271,37 @@ def probe(
     )
     if not has_count:
         media = _count_from_tail(source, media, ffprobe_path, cancel)
+    if media.video.codec == "h264":
+        options = read_x264_options(source, media, ffmpeg_path=ffmpeg_path, cancel=cancel)
+        media = replace(media, x264_options=options)
     return media
+
+
+#: Where x264 writes its settings into the stream (a user-data SEI in the first frame).
+_X264_SEI = re.compile(r"x264 - core \d+.*? - options: ([^\x00\n]*)")
+
+
+def read_x264_options(
+    source: str | Path,
+    media: MediaInfo,
+    *,
+    ffmpeg_path: str = "ffmpeg",
+    cancel: threading.Event | None = None,
+) -> str | None:
+    """The x264 settings string from the first video packet's SEI (None if not x264)."""
+    argv = [ffmpeg_path, "-nostdin", "-v", "error"]
+    for key, value in ffmpeg.input_options(source).items():
+        argv += [f"-{key}", str(value)]
+    argv += ["-i", ffmpeg.media_url(source), "-map", f"0:{media.video.index}"]
+    argv += ["-c", "copy", "-frames:v", "1", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-"]
+    try:
+        result = ffmpeg.run(
+            argv, timeout_seconds=PROBE_TIMEOUT_SECONDS, cancel=cancel, capture_stdout=True
+        )
+    except EngineError:
+        return None
+    match = _X264_SEI.search(result.stdout)
+    return match.group(1).strip() if match else None
 
 
 def _count_from_tail(
@@ -281,13 +315,7 @@ def _count_from_tail(
     last = max(p.pts for p in packets)
     frames = round((Fraction(last) - Fraction(media.video.start_seconds)) * media.frame_rate) + 1
     frames = max(1, frames)
-    return MediaInfo(
-        **{
-            **media.__dict__,
-            "frame_count": frames,
-            "duration_seconds": frames / float(media.frame_rate),
-        }
-    )
+    return replace(media, frame_count=frames, duration_seconds=frames / float(media.frame_rate))
 
 
 def read_packets(

@@ -136,3 +136,43 @@ def test_work_dir_is_used_and_cleaned(
     report = engine.cut(s.path, tmp_path / "w.mov", _spec((0.5, 1.5)), media=media, config=config)
     assert report.frame_count == 25
     assert list(work.iterdir()) == []
+
+
+def _extradata(path: Path) -> str:
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=extradata", "-show_data", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return str(json.loads(out)["streams"][0]["extradata"])
+
+
+def test_smart_cut_keeps_the_sources_parameter_sets(
+    media_h264_mp4: MediaSample, tmp_path: Path
+) -> None:
+    """The joined MP4 stores the head's SPS/PPS; reusing the source's x264 settings makes
+    them the source's own, so a decoder that ignores in-band headers still decodes the
+    copied middle."""
+    media = engine.probe(media_h264_mp4.path)
+    assert media.x264_options and "bframes=3" in media.x264_options
+    out = tmp_path / "clip.mp4"
+    report = engine.cut(media_h264_mp4.path, out, _spec((0.5, 4.5)), media=media)
+    assert report.strategy == "smart" and report.frames_reencoded > 0
+    assert _extradata(out) == _extradata(media_h264_mp4.path)
+
+
+def test_x264_settings_subset() -> None:
+    from clipper.encoders import x264_params
+
+    sei = "cabac=1 ref=3 deblock=1:0:0 psy_rd=1.00:0.15 bframes=3 b_pyramid=2 crf=18.0 keyint=37"
+    assert x264_params(sei) == {
+        "cabac": "1",
+        "ref": "3",
+        "bframes": "3",
+        "b-pyramid": "2",
+        "psy-rd": "1.00,0.15",
+        "crf": "18.0",
+    }
