@@ -1,0 +1,325 @@
+"""Service benchmark: the clip service end to end on real Redis, real S3 and real HTTP.
+
+Starts its own stack (bench/service_stack.py), uploads the engine benchmark's 1080p sources
+and measures what PRODUCT.md promises: submit-to-link latency against `clipper.engine.cut`
+alone, the answer time for an existing clip, submit latency under a burst of 50 clients, and
+the bytes a worker reads from storage for a 10 s clip. Timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from bench import media, methods
+from bench.http_burst import Answer, Connections, build_request
+from bench.service_stack import CLIENT, ServiceStack
+from clipper.storage import open_storage
+from tests.fixtures.app import API_KEYS
+
+HELP = "time the clip service (API + worker + Redis + S3): latency, dedup, 50-client bursts, bytes"
+DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "out"
+SHORT_KEY, LONG_KEY = "bench/short.mp4", "bench/long.mp4"
+CLIP_SECONDS = 10
+GOP_SECONDS = 2
+#: In-points half a second after a keyframe, as in the engine benchmark.
+IN_POINT_AFTER_KEYFRAME_SECONDS = 0.55
+POLL_INTERVAL_SECONDS = 0.02
+CLIP_TIMEOUT_SECONDS = 300.0
+
+console = Console(stderr=True)
+Row = tuple[str, str, str, str, str]  # metric, measured, target, met, note
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `python -m bench service`."""
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="cache + results")
+    parser.add_argument("--long-minutes", type=int, default=60, help="length of the long source")
+    parser.add_argument("--repeat", type=int, default=3, help="clips per latency measurement")
+    parser.add_argument("--existing", type=int, default=50, help="requests for an existing clip")
+    parser.add_argument("--clients", type=int, default=50, help="simultaneous submits per burst")
+    parser.add_argument("--rounds", type=int, default=5, help="bursts per API configuration")
+    parser.add_argument(
+        "--api-workers", default="1,2", help="uvicorn process counts to burst against"
+    )
+
+
+class Starts:
+    """Fresh in-points per source, two seconds (one GOP) apart, so no request is deduped."""
+
+    def __init__(self, source_seconds: int) -> None:
+        self._next = source_seconds / 2 - CLIP_SECONDS / 2 + IN_POINT_AFTER_KEYFRAME_SECONDS
+        self._limit = source_seconds - CLIP_SECONDS
+
+    def take(self) -> float:
+        """The next unused in-point (wraps to the start of the source at the end)."""
+        start = self._next
+        self._next += GOP_SECONDS
+        if self._next > self._limit:
+            self._next = IN_POINT_AFTER_KEYFRAME_SECONDS + GOP_SECONDS
+        return start
+
+
+def clip_body(source: str, start: float, accuracy: str) -> dict[str, Any]:
+    """A 10 s clip request."""
+    return {
+        "source": source,
+        "start": round(start, 3),
+        "end": round(start + CLIP_SECONDS, 3),
+        "accuracy": accuracy,
+    }
+
+
+def submit_and_wait(stack: ServiceStack, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """POST, then poll GET until the clip succeeded with a link: (seconds, resource)."""
+    with stack.client() as client:
+        began = time.perf_counter()
+        response = client.post("/v1/clips", json=body)
+        if response.status_code not in (200, 202):
+            raise RuntimeError(f"submit answered {response.status_code}: {response.text}")
+        resource: dict[str, Any] = response.json()
+        deadline = began + CLIP_TIMEOUT_SECONDS
+        while not (resource["status"] == "succeeded" and resource["result"]["download_url"]):
+            if resource["status"] in ("failed", "canceled") or time.perf_counter() > deadline:
+                raise RuntimeError(f"clip {resource['status']}: {resource}\n{stack.logs()}")
+            time.sleep(POLL_INTERVAL_SECONDS)
+            resource = client.get(f"/v1/clips/{resource['id']}").json()
+        return time.perf_counter() - began, resource
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (p99 of 50 values is the largest but none)."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def moov_bytes(path: Path) -> int:
+    """Size of the MP4 index (top-level `moov` box): what any reader must fetch once."""
+    with path.open("rb") as f:
+        while header := f.read(8):
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if size == 1:
+                size = int.from_bytes(f.read(8), "big")
+                f.seek(size - 16, os.SEEK_CUR)
+            else:
+                f.seek(size - 8, os.SEEK_CUR)
+            if kind == b"moov":
+                return size
+    raise ValueError(f"no moov box in {path}")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def measure_bytes(
+    stack: ServiceStack, key: str, path: Path, starts: Starts, label: str
+) -> Iterator[Row]:
+    """Bytes through the proxy for a first (probe included) and a second 10 s exact clip."""
+    assert stack.proxy is not None
+    index = moov_bytes(path)
+    for which in ("first clip (API probes the source)", "second clip (probe cached)"):
+        stack.proxy.reset()
+        _, resource = submit_and_wait(stack, clip_body(key, starts.take(), "exact"))
+        read, conns = stack.proxy.bytes_to_client, stack.proxy.connections
+        clip = int(resource["result"]["size_bytes"])
+        limit = 2 * (clip + index)
+        console.print(f"bytes {label} {which}: {read} read, clip {clip}, index {index}")
+        yield (
+            f"bytes read, 10 s exact from {label}, {which}",
+            f"{read / 1e6:.1f} MB ({read / (clip + index):.2f} x (clip + index))",
+            f"≤ {limit / 1e6:.1f} MB",
+            _met(read <= limit),
+            f"clip {clip / 1e6:.1f} MB, index {index / 1e6:.2f} MB, source "
+            f"{path.stat().st_size / 1e9:.2f} GB, {conns} connections",
+        )
+
+
+def measure_latency(stack: ServiceStack, source: Path, starts: Starts, repeat: int) -> list[Row]:
+    """Submit-to-link vs `engine.cut` alone on the local file, same ranges, interleaved."""
+    rows: list[Row] = []
+    out = stack.root / "engine-alone.mp4"
+    for accuracy in ("fast", "exact"):
+        service, alone = [], []
+        runner = methods.make_clipper(accuracy)
+        for rep in range(repeat):
+            start = starts.take()
+            seconds, _ = submit_and_wait(stack, clip_body(SHORT_KEY, start, accuracy))
+            service.append(seconds)
+            out.unlink(missing_ok=True)
+            began = time.perf_counter()
+            runner(source, out, start, start + CLIP_SECONDS)
+            alone.append(time.perf_counter() - began)
+            console.print(
+                f"[{rep + 1}] {accuracy}: service {seconds:.2f} s, engine {alone[-1]:.2f} s"
+            )
+        s, e = statistics.median(service), statistics.median(alone)
+        rows.append(
+            (
+                f"submit → link, 10 s `{accuracy}` (1-min source)",
+                f"{s:.2f} s ({s / e:.2f} x engine alone)",
+                "",
+                "",
+                f"engine.cut alone on the local file {e:.2f} s; overhead {s - e:+.2f} s; "
+                f"median of {repeat}",
+            )
+        )
+    return rows
+
+
+def measure_existing(stack: ServiceStack, body: dict[str, Any], count: int) -> Row:
+    """The identical request again, `count` times one after the other (dedup: 200)."""
+    conns = _connections(stack, 1)
+    token = API_KEYS[CLIENT]
+    request = build_request(stack.api_url[7:], "POST", "/v1/clips", token, body)
+    try:
+        conns.burst([request] * 1)  # warm-up
+        answers = [conns.burst([request])[0] for _ in range(count)]
+    finally:
+        conns.close()
+    times = [a.seconds for a in answers]
+    not_200 = sum(a.status != 200 for a in answers)
+    p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
+    return (
+        "existing clip: identical POST again (answer time)",
+        f"p50 {_ms(p50)} / p99 {_ms(p99)}",
+        "< 50 ms",
+        _met(p99 < 0.05 and not_200 == 0),
+        f"{count} sequential requests, {not_200} not 200",
+    )
+
+
+def measure_bursts(
+    stack: ServiceStack, clients: int, rounds: int, api_workers: list[int]
+) -> list[Row]:
+    """`rounds` bursts of `clients` simultaneous new submits (distinct frames), per API setup."""
+    rows: list[Row] = []
+    stack.stop_worker()  # the burst measures API + Redis; queued jobs just wait
+    frame = 0
+    for workers in api_workers:
+        stack.start_api(workers=workers)
+        conns = _connections(stack, clients)
+        times: list[float] = []
+        statuses: set[int] = set()
+        try:
+            conns.burst([_request(stack, "GET", "/healthz")] * clients)  # connections warm
+            for round_no in range(rounds + 1):
+                requests = []
+                for _ in range(clients):
+                    frame += 1
+                    # 1-frame steps: every request selects different frames (no dedup).
+                    start = 1 + (frame % 1200) / media.FPS + 0.005
+                    body = clip_body(SHORT_KEY, start, "fast") | {"priority": "bulk"}
+                    requests.append(_request(stack, "POST", "/v1/clips", body))
+                answers: list[Answer] = conns.burst(requests)
+                if round_no == 0:
+                    continue  # first burst warms the API processes (imports, pools)
+                times += [a.seconds for a in answers]
+                statuses |= {a.status for a in answers}
+                console.print(
+                    f"burst {round_no} ({workers} API processes): p50 "
+                    f"{_ms(percentile(times[-clients:], 0.5))}, max {_ms(max(times[-clients:]))}"
+                )
+                time.sleep(1.0)
+        finally:
+            conns.close()
+        p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
+        rows.append(
+            (
+                f"submit, burst of {clients} simultaneous new clips, "
+                f"`clipper api --workers {workers}`",
+                f"p50 {_ms(p50)} / p99 {_ms(p99)}",
+                "p99 < 50 ms",
+                _met(p99 < 0.05 and statuses == {202}),
+                f"{rounds} bursts x {clients} (after 1 warm-up burst), statuses {sorted(statuses)}",
+            )
+        )
+    return rows
+
+
+def _connections(stack: ServiceStack, count: int) -> Connections:
+    host, port = stack.api_url[7:].split(":")
+    return Connections(host, int(port), count)
+
+
+def _request(stack: ServiceStack, method: str, path: str, body: Any = None) -> bytes:
+    return build_request(stack.api_url[7:], method, path, API_KEYS[CLIENT], body)
+
+
+def render(header: list[str], rows: list[Row]) -> str:
+    """Header lines and one Markdown table."""
+    lines = [
+        *header,
+        "",
+        "| measurement | measured | target | met | note |",
+        "|---|---|---|:---:|---|",
+    ]
+    lines += [f"| {' | '.join(cell.replace('|', '/') for cell in row)} |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _header(load_start: float, long_minutes: int) -> list[str]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return [
+        f"Service benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, "
+        f"{os.cpu_count()} CPUs, {methods.ffmpeg_version()}",
+        "Stack on 127.0.0.1: redis-server, ministack S3 (signature checks) behind a byte-counting "
+        "proxy, `clipper api` and one `clipper worker` as subprocesses. Sources: the engine "
+        f"benchmark's 1080p30 H.264 files (1 min, {long_minutes} min). Latency = POST to a GET "
+        f"showing `download_url` (polled every {POLL_INTERVAL_SECONDS * 1000:.0f} ms); bursts are "
+        "sent over pre-opened keep-alive connections with pre-built requests, the worker stopped.",
+        f"Load average (1 min) at start {load_start:.1f}, at end {os.getloadavg()[0]:.1f}.",
+    ]
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(args: argparse.Namespace) -> int:
+    """Start the stack, measure, print and save the table; stop everything."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
+    sources = media.ensure_sources(args.out_dir, long_minutes=args.long_minutes)
+    load_start = os.getloadavg()[0]
+    rows: list[Row] = []
+    with ServiceStack() as stack:
+        storage = open_storage(stack.direct_settings)
+        for key, path in ((SHORT_KEY, sources.short), (LONG_KEY, sources.long)):
+            began = time.perf_counter()
+            storage.put_source(key, path)
+            console.print(f"uploaded {path.name} in {time.perf_counter() - began:.1f} s")
+        short_starts, long_starts = Starts(60), Starts(args.long_minutes * 60)
+        rows += measure_bytes(stack, SHORT_KEY, sources.short, short_starts, "1-min source")
+        rows += measure_bytes(
+            stack, LONG_KEY, sources.long, long_starts, f"{args.long_minutes}-min source"
+        )
+        rows += measure_latency(stack, sources.short, short_starts, args.repeat)
+        existing = clip_body(SHORT_KEY, short_starts.take(), "fast")
+        submit_and_wait(stack, existing)
+        rows.append(measure_existing(stack, existing, args.existing))
+        workers = [int(n) for n in args.api_workers.split(",") if n.strip()]
+        rows += measure_bursts(stack, args.clients, args.rounds, workers)
+    text = render(_header(load_start, args.long_minutes), rows)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "service.md").write_text(text)
+    print(text)
+    console.print(f"table written to {args.out_dir / 'service.md'}")
+    return 0
