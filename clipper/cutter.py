@@ -157,13 +157,24 @@ def track_timescale(media: MediaInfo) -> int:
     return denominator if denominator % numerator == 0 else numerator
 
 
-def concat_list(parts: list[tuple[Path, int]], rate: Fraction) -> str:
-    """ffconcat text for our own part files, each with its exact duration."""
+def concat_list(parts: list[tuple[Path, int, int]], rate: Fraction) -> str:
+    """ffconcat text for our own part files (path, frames, lead-in frames), exact durations.
+
+    The concat demuxer places a file by its start time, which MPEG-TS takes from the first
+    packet: for a part that opens with a keyframe followed by leading pictures, that is the
+    keyframe, `lead_in` frames after the part's first shown frame. Moving those frames'
+    duration to the previous entry puts every frame where it belongs.
+    """
+    frames = [count for _, count, _ in parts]
+    for i, (_, _, lead_in) in enumerate(parts):
+        if lead_in and i > 0:
+            frames[i - 1] += lead_in
+            frames[i] -= lead_in
     lines = ["ffconcat version 1.0"]
-    for path, frames in parts:
+    for (path, _, _), count in zip(parts, frames, strict=True):
         quoted = str(path.resolve()).replace("'", "'\\''")
         lines.append(f"file 'file:{quoted}'")
-        lines.append(f"duration {float(Fraction(frames) / rate):.6f}")
+        lines.append(f"duration {float(Fraction(count) / rate):.6f}")
     return "\n".join(lines) + "\n"
 
 

@@ -47,6 +47,9 @@ class Part:
     packets: int | None = None
     #: Drop the first keyframe's leading pictures (open GOP: they reference frames before it).
     drop_leading: bool = False
+    #: Frames shown before the part's first packet (the leading pictures of the keyframe it
+    #: starts with, kept because the part before it holds what they reference).
+    lead_in: int = 0
 
     @property
     def count(self) -> int:
@@ -202,4 +205,5 @@ def _fast_parts(
     head_packets = _packets_between(start, second, lead)
     first_gop = Part("copy", start, second - lead.get(second, 0), head_packets - lead[start], True)
     rest = None if total is None else total - head_packets
-    return first_gop, Part("copy", second - lead.get(second, 0), end, rest)
+    lead_in = lead.get(second, 0)
+    return first_gop, Part("copy", second - lead_in, end, rest, lead_in=lead_in)

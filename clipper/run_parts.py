@@ -14,6 +14,7 @@ from clipper.ffmpeg import ProgressFn
 from clipper.plan import SegmentPlan
 from clipper.probe import MediaInfo
 from clipper.spec import Preset
+from clipper.splice import cra_to_bla
 
 #: Parts encoded at once: head and tail of a smart cut run side by side on two cores.
 PARALLEL_PARTS = 2
@@ -51,8 +52,8 @@ def run_jobs(
 ) -> None:
     """Produce every planned video part, join them and mux the audio into `output`."""
     rate = media.frame_rate
-    jobs: list[tuple[Path, list[str], float, float]] = []  # path, argv, seconds, weight
-    listed: list[tuple[Path, int]] = []
+    jobs: list[tuple[Path, list[str], float, float, bool]] = []  # …, weight, splice
+    listed: list[tuple[Path, int, int]] = []
     for si, plan in enumerate(plans):
         for pi, part in enumerate(plan.parts):
             path = workdir / f"part-{si:03d}-{pi:02d}.ts"
@@ -69,8 +70,9 @@ def run_jobs(
             )
             seconds = float(Fraction(part.count) / rate)
             weight = seconds * (COPY_WEIGHT if part.mode == "copy" else 1.0)
-            jobs.append((path, argv, seconds, weight))
-            listed.append((path, part.count))
+            splice = part.drop_leading and media.video.codec == "hevc"
+            jobs.append((path, argv, seconds, weight, splice))
+            listed.append((path, part.count, part.lead_in))
     clip_seconds = sum(j[2] for j in jobs)
     mux_weight = clip_seconds * COPY_WEIGHT * 2
     total_weight = sum(j[3] for j in jobs) + mux_weight or 1.0
@@ -86,7 +88,7 @@ def run_jobs(
     stop = _AnyEvent(cancel, abort)
 
     def run_one(slot: int) -> None:
-        _path, argv, seconds, weight = jobs[slot]
+        path, argv, seconds, weight, splice = jobs[slot]
         ffmpeg.run(
             argv,
             timeout_seconds=timeout_seconds,
@@ -94,6 +96,8 @@ def run_jobs(
             progress=lambda _phase, f: report(slot, weight, f),
             expected_seconds=seconds,
         )
+        if splice:
+            cra_to_bla(path)
         report(slot, weight, 1.0)
 
     progress("cutting", 0.0)

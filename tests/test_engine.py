@@ -176,3 +176,49 @@ def test_x264_settings_subset() -> None:
         "psy-rd": "1.00,0.15",
         "crf": "18.0",
     }
+
+
+def test_concat_list_moves_lead_in_frames_to_the_previous_part(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from clipper.cutter import concat_list
+
+    text = concat_list([(tmp_path / "a.ts", 37, 0), (tmp_path / "b.ts", 120, 3)], Fraction(25))
+    # b.ts starts (by its first packet) 3 frames after its first shown frame.
+    assert text.splitlines()[1:] == [
+        f"file 'file:{tmp_path}/a.ts'",
+        "duration 1.600000",  # 40 frames
+        f"file 'file:{tmp_path}/b.ts'",
+        "duration 4.680000",  # 117 frames
+    ]
+
+
+def test_cra_becomes_bla(media_hevc_open_mp4: MediaSample, tmp_path: Path) -> None:
+    import subprocess
+
+    from clipper.splice import cra_to_bla
+
+    assert media_hevc_open_mp4.gop_frames and media_hevc_open_mp4.rate
+    key = media_hevc_open_mp4.gop_frames / media_hevc_open_mp4.rate  # the second keyframe
+    part = tmp_path / "part.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-ss", f"{float(key) - 0.01:.6f}", "-i",
+         str(media_hevc_open_mp4.path), "-map", "0:v", "-c", "copy", "-copypriorss", "0",
+         "-frames:v", "5", "-f", "mpegts", str(part)],
+        check=True,
+    )  # fmt: skip
+
+    def first_slice_type() -> int:
+        trace = subprocess.run(
+            ["ffmpeg", "-v", "verbose", "-i", str(part), "-c", "copy", "-frames:v", "1",
+             "-bsf:v", "trace_headers", "-f", "null", "-"],
+            capture_output=True, text=True, check=True,
+        ).stderr  # fmt: skip
+        types = [
+            int(line.rsplit("=", 1)[1]) for line in trace.splitlines() if "nal_unit_type" in line
+        ]
+        return next(t for t in types if t < 32)  # the first slice NAL unit (VCL)
+
+    assert first_slice_type() == 21  # CRA
+    assert cra_to_bla(part) >= 1
+    assert first_slice_type() == 16  # BLA_W_LP

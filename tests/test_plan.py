@@ -101,7 +101,7 @@ def test_fast_open_gop_drops_the_first_keyframes_leading_pictures() -> None:
     # 30 + 2 - 2 packets from 30 to 60, minus the 2 dropped leading pictures of 30.
     assert first == Part("copy", 30, 58, packets=28, drop_leading=True)
     # Then CRA 60 with 58, 59 and the frames up to 63: 6 packets.
-    assert rest == Part("copy", 58, 64, packets=6)
+    assert rest == Part("copy", 58, 64, packets=6, lead_in=2)
     assert plan.frames_copied == 34
 
 
