@@ -430,3 +430,79 @@ def video_codec_tag(path: Path | str) -> str:
         path, "-select_streams", "v:0", "-show_entries", "stream=codec_tag_string"
     )["streams"]
     return str(streams[0]["codec_tag_string"])
+
+
+#: Test media audio: a 440 Hz tone with a 40 ms beep at BEEP_HZ at every whole second
+#: (lavfi `sine=frequency=440:beep_factor=4`), so audio position is measurable.
+BEEP_HZ = 1760
+_WINDOW_S = Fraction(1, 400)  # 2.5 ms analysis step
+
+
+@lru_cache(maxsize=48)
+def _beeps(key: tuple[str, int, int]) -> tuple[Fraction, ...]:
+    facts = _facts(key)
+    if facts.audio_rate is None or facts.audio_start_s is None:
+        return ()
+    rate = facts.audio_rate
+    cmd = [
+        FFMPEG,
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        _file_arg(key[0]),
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
+    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+    x = np.frombuffer(out.stdout, dtype=np.float32).astype(np.float64)
+    if len(x) == 0:
+        return ()
+    # Demodulate at the beep frequency and average over one window: the beep's amplitude.
+    t = np.arange(len(x)) / rate
+    win = int(rate * _WINDOW_S)
+    mag = np.abs(np.convolve(x * np.exp(-2j * np.pi * BEEP_HZ * t), np.ones(win) / win, "same"))
+    on = mag > 0.5 * max(float(mag.max()), 0.02)
+    onsets = np.flatnonzero(on[1:] & ~on[:-1]) + 1
+    if on[0]:
+        onsets = np.concatenate(([0], onsets))
+    # The window is centred, so the half-amplitude crossing sits at the onset itself. Lossy
+    # codecs can dip inside a beep: a rise within 100 ms of the last onset is the same beep.
+    origin = facts.audio_start_s - facts.video.timestamps[0]
+    kept: list[int] = []
+    for i in onsets.tolist():
+        if not kept or i - kept[-1] > rate // 10:
+            kept.append(int(i))
+    return tuple(origin + Fraction(i, rate) for i in kept)
+
+
+def beep_onsets(path: Path | str) -> list[Fraction]:
+    """Times of the audio beeps' starts, in seconds from the first video frame (cached)."""
+    return list(_beeps(_key(path)))
+
+
+def expected_beeps(
+    source: Path | str, ranges: list[tuple[int, int]], *, margin_s: Fraction = Fraction(1, 20)
+) -> list[Fraction]:
+    """Where the source's beeps must land in a clip of source frames `ranges`, joined in order.
+
+    Output time runs on with the video: a segment starts where the previous one's frames end.
+    Beeps within `margin_s` of a segment edge are left out (they may be cut in half).
+    """
+    rel = video_frames(source).relative()
+    step = rel[1] - rel[0]
+    out: list[Fraction] = []
+    offset = Fraction(0)
+    for a, b in ranges:
+        start = rel[a]
+        end = rel[b - 1] + step
+        for t in beep_onsets(source):
+            if start + margin_s <= t <= end - margin_s:
+                out.append(offset + t - start)
+        offset += end - start
+    return out

@@ -327,3 +327,50 @@ def test_inband_parameter_set_check_passes_clean_and_catches_mixed_streams(
         fc.decoded_frame_hashes(stripped) != fc.decoded_frame_hashes(mixed)
     )
     assert broken
+
+
+@pytest.mark.parametrize("name", ["h264_mp4", "h264_mov", "h264_ts"])
+def test_beeps_sit_on_whole_seconds(media_library: MediaLibrary, name: str) -> None:
+    s = media_library.get(name)
+    onsets = fc.beep_onsets(s.path)
+    assert len(onsets) == int(s.duration_s)
+    for k, t in enumerate(onsets):
+        assert abs(t - k) <= Fraction(2, 1000)
+
+
+def test_audio_from_the_wrong_place_is_caught(media_h264_mov: MediaSample, tmp_path: Path) -> None:
+    """Frames 30-90 with audio taken in sync, and with audio taken 0.2 s late."""
+    src = media_h264_mov.path
+    good, late = tmp_path / "good.mov", tmp_path / "late.mov"
+    for out, audio_ss in ((good, "1.2"), (late, "1.4")):
+        _ffmpeg(
+            "-ss",
+            "1.2",
+            "-t",
+            "2.4",
+            "-i",
+            str(src),
+            "-ss",
+            audio_ss,
+            "-t",
+            "2.4",
+            "-i",
+            str(src),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "pcm_s16le",
+            str(out),
+        )
+    want = fc.expected_beeps(src, [(30, 90)])
+    assert [round(float(t), 3) for t in want] == [0.8, 1.8]
+    for out, in_sync in ((good, True), (late, False)):
+        got = fc.beep_onsets(out)
+        ok = all(min(abs(g - t) for g in got) <= Fraction(22, 1000) for t in want)
+        assert ok is in_sync
