@@ -86,31 +86,40 @@ class ServiceStack:
         self.start_api(workers=1)
         self.start_worker()
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, *, s3_via_proxy: bool) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
-        return env | settings_env(self.settings)
+        settings = self.settings
+        if not s3_via_proxy:
+            settings = settings.model_copy(update={"s3_endpoint": self.direct_settings.s3_endpoint})
+        return env | settings_env(settings)
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], *, s3_via_proxy: bool = True
+    ) -> subprocess.Popen[bytes]:
         log = (self._mkdir("logs") / f"{name}.log").open("ab")
         cli = [sys.executable, "-m", "clipper.cli"]
         return subprocess.Popen(
             [*cli, *argv],
-            env=self._env(),
+            env=self._env(s3_via_proxy=s3_via_proxy),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.root,
             start_new_session=True,  # Ctrl-C reaches the bench only; close() stops children
         )
 
-    def start_api(self, *, workers: int) -> None:
-        """(Re)start `clipper api --workers N` on a fresh port and wait for /healthz."""
+    def start_api(self, *, workers: int, s3_via_proxy: bool = True) -> None:
+        """(Re)start `clipper api --workers N` on a fresh port and wait for /healthz.
+
+        Without `s3_via_proxy` the API talks to S3 directly: the proxy's threads live in this
+        process and would share the GIL with the benchmark's own clock.
+        """
         _stop(self._api)
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         self.api_workers = workers
         self.settings = self.settings.model_copy(update={"public_base_url": self.api_url})
         argv = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        self._api = self._spawn("api", argv)
+        self._api = self._spawn("api", argv, s3_via_proxy=s3_via_proxy)
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while True:
             try:
