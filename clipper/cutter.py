@@ -232,5 +232,25 @@ def mux_argv(
         else:
             out.update(audio_args(media, extension, preset))
     out.update(_container_args(media, extension, start_timecode))
+    if extension in (".mp4", ".mov") and (tag := inband_sample_entry(media, plans)):
+        out["tag:v"] = tag
     node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
     return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def inband_sample_entry(media: MediaInfo, plans: list[SegmentPlan]) -> str | None:
+    """ "avc3"/"hev1" when copied and re-encoded parts may carry different parameter sets.
+
+    An avc1/hvc1 track declares that its sample entry holds the parameter sets, and some
+    players use only those: right for the first part, wrong for a copied part after a
+    re-encoded head. With the source's x264 settings reused the sets are equal (avc1 stays);
+    otherwise avc3/hev1 declare the in-band parameter sets every part carries.
+    """
+    modes = {p.mode for plan in plans for p in plan.parts}
+    if modes != {"copy", "encode"}:
+        return None
+    if media.video.codec == "h264" and not media.x264_options:
+        return "avc3"
+    if media.video.codec == "hevc":
+        return "hev1"
+    return None

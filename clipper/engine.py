@@ -175,11 +175,16 @@ def cut(
             ffprobe_path=config.ffprobe_path,
             ffmpeg_path=config.ffmpeg_path,
             cancel=cancel,
+            encoder_settings=False,
         )
     ranges = resolve_ranges(media, spec)
     plans, keys, packets = plan_segments(
         source, media, spec, ranges, ffprobe_path=config.ffprobe_path, cancel=cancel
     )
+    if any(p.mode == "encode" for plan in plans for p in plan.parts):
+        media = probing.with_encoder_settings(
+            source, media, ffmpeg_path=config.ffmpeg_path, cancel=cancel
+        )
     report_progress("probing", 1.0)
     extension = output_extension(media, spec.preset)
     output = Path(output)

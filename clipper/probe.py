@@ -80,7 +80,8 @@ class MediaInfo:
     start_timecode: str | None = None
     frame_count: int = 0
     encoder: str | None = None
-    #: The x264 settings the source carries in its SEI ("cabac=1 ref=3 …"), if any.
+    #: The x264 settings the source carries in its SEI ("cabac=1 ref=3 …"); "" when it has
+    #: none, None when not read (only re-encoding needs them).
     x264_options: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -262,8 +263,13 @@ def probe(
     ffprobe_path: str = "ffprobe",
     ffmpeg_path: str = "ffmpeg",
     cancel: threading.Event | None = None,
+    encoder_settings: bool = True,
 ) -> MediaInfo:
-    """Probe a source; InvalidMedia when it is not a video Clipper can read."""
+    """Probe a source; InvalidMedia when it is not a video Clipper can read.
+
+    `encoder_settings` also reads the x264 settings from the first frame (one more small
+    FFmpeg run); stream copies do without them.
+    """
     data = _run_json(_probe_argv(source, ffprobe_path, "-show_format", "-show_streams"), cancel)
     media = parse_media_info(data)
     has_count = any(
@@ -271,10 +277,23 @@ def probe(
     )
     if not has_count:
         media = _count_from_tail(source, media, ffprobe_path, cancel)
-    if media.video.codec == "h264":
-        options = read_x264_options(source, media, ffmpeg_path=ffmpeg_path, cancel=cancel)
-        media = replace(media, x264_options=options)
+    if encoder_settings:
+        media = with_encoder_settings(source, media, ffmpeg_path=ffmpeg_path, cancel=cancel)
     return media
+
+
+def with_encoder_settings(
+    source: str | Path,
+    media: MediaInfo,
+    *,
+    ffmpeg_path: str = "ffmpeg",
+    cancel: threading.Event | None = None,
+) -> MediaInfo:
+    """`media` with `x264_options` read from the source (once; H.264 only)."""
+    if media.video.codec != "h264" or media.x264_options is not None:
+        return media
+    options = read_x264_options(source, media, ffmpeg_path=ffmpeg_path, cancel=cancel)
+    return replace(media, x264_options=options or "")
 
 
 #: Where x264 writes its settings into the stream (a user-data SEI in the first frame).
