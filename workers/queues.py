@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -68,8 +69,15 @@ def job_timeout_seconds(clip_seconds: float, *, transcode: bool) -> int:
     return int(JOB_TIMEOUT_BASE_SECONDS + factor * max(clip_seconds, 0.0))
 
 
-def enqueue_clip(connection: Redis, clip_id: str, *, queue_name: str, timeout_seconds: int) -> Job:
-    """Queue the clip job; the RQ job id is the clip id."""
+def enqueue_clip(
+    connection: Redis,
+    clip_id: str,
+    *,
+    queue_name: str,
+    timeout_seconds: int,
+    pipeline: Pipeline | None = None,
+) -> Job:
+    """Queue the clip job; the RQ job id is the clip id. With `pipeline`, on its execute()."""
     queue = get_queue(queue_name, connection)
     return queue.enqueue(
         "workers.jobs.run_clip",
@@ -80,6 +88,7 @@ def enqueue_clip(connection: Redis, clip_id: str, *, queue_name: str, timeout_se
         failure_ttl=JOB_FAILURE_TTL_SECONDS,
         retry=Retry(max=len(RETRY_INTERVALS_SECONDS), interval=list(RETRY_INTERVALS_SECONDS)),
         description=f"clip {clip_id}",
+        pipeline=pipeline,
     )
 
 

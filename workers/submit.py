@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -30,6 +32,7 @@ from redis import Redis
 from clipper import engine
 from clipper.engine import EngineConfig, MediaInfo
 from clipper.errors import BadRequest, NotFound, UnsafeInput
+from clipper.logs import log_state_change
 from clipper.plan import FrameRange
 from clipper.settings import Settings
 from clipper.spec import Preset
@@ -44,14 +47,25 @@ from workers.webhooks import enqueue_delivery, validate_callback_url
 MAX_FILENAME_LENGTH = 200
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
 
-# Replace the join mapping only if it still points at the clip we found stale.
-_COMPARE_AND_SET = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
-  return 1
-end
-return 0
+# Save the new clip record and point the owner's join key at it, in one round trip, unless
+# the join key names another clip: then that clip's id is returned and nothing is written.
+# ARGV[2] is a stale clip (failed, canceled or gone) the caller found there and may replace,
+# '' when there was none. Writing the record first keeps "a joiner always finds a record".
+_SAVE_AND_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[2] then return current end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
+return ''
 """
+
+#: Probe results kept per API process. A (source key, ETag) names one immutable version of a
+#: source, so a remembered MediaInfo never goes stale; it saves a Redis read and the JSON
+#: decoding on every submit.
+PROBE_MEMO_SIZE = 64
+_probe_memo: OrderedDict[tuple[str, str], MediaInfo] = OrderedDict()
+_probe_memo_lock = threading.Lock()
 
 
 class IdempotencyConflict(BadRequest):
@@ -158,8 +172,7 @@ def _submit(
         info = storage.stat_source(source_key)
     except NotFound as exc:
         raise NotFound(f"no source with key {source_key!r}", field="source") from exc
-    config = EngineConfig.from_settings(settings)
-    media = cached_probe(conn, storage, source_key, info.etag, config=config)
+    media = _probe(conn, storage, settings, source_key, info.etag)
 
     if spec.is_full_video and spec.preset == Preset.ORIGINAL:
         chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
@@ -213,44 +226,62 @@ def _submit(
         progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
     )
     known = conn.get(keys.content(chash))
-    if known and storage.stat_clip(record.object_key) is not None:
+    stored = bool(known) and storage.stat_clip(record.object_key) is not None
+    if stored:
         # The bytes exist already (cut for this or another client): done at once.
         record.status = "succeeded"
         record.result = json.loads(known)  # type: ignore[arg-type]
         record.finished_at = records.now_iso()
     jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-    return _claim(conn, storage, record, jhash)
+    return _claim(conn, storage, record, jhash, stored_object=record.object_key if stored else "")
 
 
-def _claim(conn: Redis, storage: Storage, record: ClipRecord, jhash: str) -> Submission:
-    """Make `record` the owner's clip for this request, or return the one already there."""
+def _probe(conn: Redis, storage: Storage, settings: Settings, key: str, etag: str) -> MediaInfo:
+    """The probe of this source version: this process's memo, else the Redis cache or ffprobe."""
+    with _probe_memo_lock:
+        media = _probe_memo.get((key, etag))
+        if media is not None:
+            _probe_memo.move_to_end((key, etag))
+            return media
+    media = cached_probe(conn, storage, key, etag, config=EngineConfig.from_settings(settings))
+    with _probe_memo_lock:
+        _probe_memo[(key, etag)] = media
+        while len(_probe_memo) > PROBE_MEMO_SIZE:
+            _probe_memo.popitem(last=False)
+    return media
+
+
+def _claim(
+    conn: Redis, storage: Storage, record: ClipRecord, jhash: str, *, stored_object: str = ""
+) -> Submission:
+    """Make `record` the owner's clip for this request, or return the one already there.
+
+    `stored_object` is an object key this request has just seen in storage (no need to look
+    again when the clip already there points at it).
+    """
     join_key = keys.join(record.owner, jhash)
-    records.save(conn, record)  # before the join key, so a joiner always finds a record
+    save_and_claim = conn.register_script(_SAVE_AND_CLAIM)
+    fields = [item for pair in record.to_mapping().items() for item in pair]
+    stale = ""
     for _ in range(5):
-        if conn.set(join_key, record.id, nx=True, ex=keys.RECORD_TTL_SECONDS):
+        args: list[str | int] = [record.id, stale, keys.RECORD_TTL_SECONDS, *fields]
+        raw_id = save_and_claim(keys=[join_key, keys.clip(record.id)], args=args)
+        existing_id = bytes(raw_id).decode()
+        if not existing_id:
             return _publish(conn, record)
-        raw_id = conn.get(join_key)
-        if raw_id is None:
-            continue
-        existing_id = bytes(raw_id).decode()  # type: ignore[arg-type]
         existing = records.load(conn, existing_id)
-        if existing is not None and _still_good(storage, existing):
-            conn.delete(keys.clip(record.id))
+        if existing is not None and _still_good(storage, existing, stored_object):
             return Submission(200 if existing.status == "succeeded" else 202, existing)
-        replaced = conn.eval(
-            _COMPARE_AND_SET, 1, join_key, existing_id, record.id, keys.RECORD_TTL_SECONDS
-        )
-        if replaced:
-            return _publish(conn, record)
+        stale = existing_id  # failed, canceled or expired: replace it on the next try
     raise BadRequest("too many concurrent identical requests; retry", field="source")
 
 
-def _still_good(storage: Storage, record: ClipRecord) -> bool:
+def _still_good(storage: Storage, record: ClipRecord, stored_object: str = "") -> bool:
     if record.status in records.ACTIVE:
         return True
     if record.status != "succeeded":
         return False  # failed or canceled: a new request deserves a new try
-    if record.kind == "source":
+    if record.kind == "source" or record.object_key == stored_object:
         return True
     return storage.stat_clip(record.object_key) is not None
 
@@ -262,9 +293,17 @@ def _publish(conn: Redis, record: ClipRecord) -> Submission:
             enqueue_delivery(conn, record.id, "clip.succeeded")
         return Submission(200, record)
     try:
-        enqueue_clip(
-            conn, record.id, queue_name=record.queue, timeout_seconds=record.timeout_seconds
-        )
+        # The job and the queued counter in one round trip.
+        with conn.pipeline() as pipe:
+            enqueue_clip(
+                conn,
+                record.id,
+                queue_name=record.queue,
+                timeout_seconds=record.timeout_seconds,
+                pipeline=pipe,
+            )
+            metrics.inc(pipe, "clips_total", status="queued")
+            pipe.execute()
     except Exception:
         # Best effort: a clip that never reached the queue must not be joined forever.
         records.update_if_status(
@@ -275,5 +314,5 @@ def _publish(conn: Redis, record: ClipRecord) -> Submission:
             error={"code": "transient", "message": "could not queue the job; retry"},
         )
         raise
-    metrics.record_state(conn, "queued", clip_id=record.id, queue=record.queue)
+    log_state_change(record.id, "queued", job_id=record.id, queue=record.queue)
     return Submission(202, record)
