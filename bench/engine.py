@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -61,6 +62,7 @@ class Measurement:
     """All runs of one method on one case."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # this process + its children
     error: str | None = None
     note: str = ""
     frames: int | None = None
@@ -70,6 +72,17 @@ class Measurement:
     @property
     def median(self) -> float | None:
         return statistics.median(self.seconds) if self.seconds else None
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu_seconds) if self.cpu_seconds else None
+
+
+def cpu_now() -> float:
+    """CPU seconds used so far by this process and its waited-for children (ffmpeg, smartcut)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +161,7 @@ def _run_once(
 ) -> None:  # fmt: skip
     output.unlink(missing_ok=True)
     console.print(f"{label} ...", end="")
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), cpu_now()
     try:
         note = runner(src, output, start, end)
     except methods.Unavailable as exc:
@@ -157,13 +170,15 @@ def _run_once(
         m.error = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
     else:
         m.seconds.append(time.perf_counter() - began)
+        # CPU time barely moves when other jobs share the machine; wall time does.
+        m.cpu_seconds.append(cpu_now() - cpu_began)
         m.note = note
         if m.frames is None:
             _check_output(m, src, output, start, end)
     if m.error:
         console.print(f" {m.error}")
     else:
-        console.print(f" {m.seconds[-1]:.2f} s")
+        console.print(f" {m.seconds[-1]:.2f} s (CPU {m.cpu_seconds[-1]:.2f} s)")
 
 
 def _check_output(m: Measurement, src: Path, output: Path, start: float, end: float) -> None:
@@ -192,10 +207,14 @@ def _rows(
             base_key, base_label, target = _baseline(case, name)
             base = results.get(base_key) if base_key else None
             ratio = m.median / base.median if m.median and base and base.median else None
+            cpu_ratio = None
+            if m.cpu_median and base and base.cpu_median:
+                cpu_ratio = m.cpu_median / base.cpu_median
             rows.append(
                 Row(
                     clip=case.title, method=name, median=m.median, runs=len(m.seconds),
                     ratio=ratio, baseline=base_label, target=target,
+                    cpu_median=m.cpu_median, cpu_ratio=cpu_ratio,
                     frames=m.frames, wanted_frames=want, note=m.error or m.note,
                     first_offset=m.first_offset, last_offset=m.last_offset,
                 )
@@ -238,5 +257,6 @@ def _header(
         f"Median of {repeat} runs, methods interleaved per round. Raw re-encode settings: "
         f"`{' '.join(encoder_argv)}` ({encoder_origin}).",
         f"Load average (1 min) at start {loads[0]:.1f}, at end {loads[1]:.1f}: other work on "
-        "the machine slows every method; compare ratios, not seconds.",
+        "the machine slows every method; compare ratios, not seconds. CPU columns (user+sys of "
+        "the bench process and its children) hardly depend on that load.",
     ]

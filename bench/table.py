@@ -22,6 +22,8 @@ class Row:
     frames: int | None  # decoded frames in the output (ffprobe -count_frames)
     wanted_frames: int  # frames the product rule selects for the requested range
     note: str = ""
+    cpu_median: float | None = None  # CPU seconds (user + sys), median
+    cpu_ratio: float | None = None  # cpu_median / the baseline's
     first_offset: int | None = None  # first picture vs requested first frame (0 = right)
     last_offset: int | None = None
 
@@ -45,10 +47,10 @@ def render(header: Sequence[str], rows: Sequence[Row]) -> str:
     """The whole report: header lines, then one Markdown table."""
     lines = [*header, ""]
     lines.append(
-        "| clip | method | median s | ratio | vs | target | met | frames (requested) "
-        "| first / last frame | note |"
+        "| clip | method | median s | ratio | vs | target | met | CPU s | CPU ratio "
+        "| frames (requested) | first / last frame | note |"
     )
-    lines.append("|---|---|---:|---:|---|---:|:---:|---|---|---|")
+    lines.append("|---|---|---:|---:|---|---:|:---:|---:|---:|---|---|---|")
     for r in rows:
         median = f"{r.median:.2f}" if r.median is not None else "—"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
@@ -57,12 +59,15 @@ def render(header: Sequence[str], rows: Sequence[Row]) -> str:
         if r.frames is None:
             frames = f"— of {r.wanted_frames}"
         note = r.note.replace("|", "/").replace("\n", " ")
+        cpu = f"{r.cpu_median:.2f}" if r.cpu_median is not None else "—"
+        cpu_ratio = f"{r.cpu_ratio:.2f}x" if r.cpu_ratio is not None else ""
         ends = ""
         if r.frames is not None:
             ends = f"{offset_text(r.first_offset)} / {offset_text(r.last_offset)}"
         lines.append(
             f"| {r.clip} | {r.method} | {median} | {ratio} | {r.baseline if ratio else ''} | "
-            f"{target} | {verdict(r.ratio, r.target)} | {frames} | {ends} | {note} |"
+            f"{target} | {verdict(r.ratio, r.target)} | {cpu} | {cpu_ratio} | {frames} | {ends} "
+            f"| {note} |"
         )
     lines.append("")
     lines.append(
