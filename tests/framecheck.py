@@ -46,6 +46,20 @@ def ffprobe_json(path: Path | str, *args: str) -> dict[str, Any]:
     return result
 
 
+def _ffmpeg(
+    path: Path | str,
+    args: str,
+    *extra: str,
+    level: str = "error",
+    xerror: bool = False,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg on one input; `args` (space-separated) and then `extra` follow the input."""
+    strict = ["-xerror"] if xerror else []
+    cmd = [FFMPEG, "-nostdin", "-v", level, *strict, "-i", _file_arg(path), *args.split(), *extra]
+    return subprocess.run(cmd, capture_output=True, check=check, timeout=_TIMEOUT_S)
+
+
 @dataclass(frozen=True)
 class VideoFrames:
     """Decoded video frames of stream v:0, in presentation (output) order."""
@@ -233,30 +247,12 @@ def _decode(key: tuple[str, int, int]) -> _Decoded:
     # MD5 means bit-identical decoded pictures), audio is decoded to null, and -xerror makes
     # any decode error end the run with a message on stderr.
     vf = video_frames(key[0])
-    cmd = [
-        FFMPEG,
-        "-nostdin",
-        "-v",
-        "error",
-        "-xerror",
-        "-i",
-        _file_arg(key[0]),
-        "-map",
-        "0:v:0",
-        "-fps_mode",
-        "passthrough",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "rawvideo",
-        "pipe:1",
-        "-map",
-        "0:a?",
-        "-f",
-        "null",
-        "-",
-    ]
-    out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+    out = _ffmpeg(
+        key[0],
+        "-map 0:v:0 -fps_mode passthrough -pix_fmt yuv420p -f rawvideo pipe:1 -map 0:a? -f null -",
+        xerror=True,
+        check=False,
+    )
     errors = out.stderr.decode(errors="replace").strip()
     if out.returncode != 0 and not errors:
         errors = f"ffmpeg exited with {out.returncode}"
@@ -309,19 +305,7 @@ def decode_errors(path: Path | str) -> str:
         return _decode(_key(path)).errors
     except (AssertionError, subprocess.CalledProcessError):
         # Not even probeable: run the plain decode to show FFmpeg's own complaint.
-        cmd = [
-            FFMPEG,
-            "-nostdin",
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            _file_arg(path),
-            "-f",
-            "null",
-            "-",
-        ]
-        out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+        out = _ffmpeg(path, "-f null -", xerror=True, check=False)
         return out.stderr.decode(errors="replace").strip() or f"exit {out.returncode}"
 
 
@@ -366,24 +350,9 @@ def stream_codecs(path: Path | str) -> dict[str, str]:
 
 def hevc_nal_types(path: Path | str) -> dict[str, int]:
     """Count of each HEVC NAL unit type in v:0 (via trace_headers), e.g. {'CRA_NUT': 3}."""
-    cmd = [
-        FFMPEG,
-        "-nostdin",
-        "-v",
-        "trace",
-        "-i",
-        _file_arg(path),
-        "-map",
-        "0:v:0",
-        "-c",
-        "copy",
-        "-bsf:v",
-        "trace_headers",
-        "-f",
-        "null",
-        "-",
-    ]
-    out = subprocess.run(cmd, capture_output=True, timeout=_TIMEOUT_S)
+    out = _ffmpeg(
+        path, "-map 0:v:0 -c copy -bsf:v trace_headers -f null -", level="trace", check=False
+    )
     counts: dict[str, int] = {}
     for line in out.stderr.decode(errors="replace").splitlines():
         if "trace_headers" not in line:
@@ -405,23 +374,12 @@ def strip_inband_parameter_sets(path: Path | str, out: Path) -> None:
     what this file decodes to.
     """
     codec = stream_codecs(path)["video"]
-    cmd = [
-        FFMPEG,
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        _file_arg(path),
-        "-map",
-        "0:v:0",
-        "-c",
-        "copy",
-        "-bsf:v",
+    _ffmpeg(
+        path,
+        "-y -map 0:v:0 -c copy -bsf:v",
         f"filter_units=remove_types={_PARAMETER_SET_NALS[codec]}",
         _file_arg(out),
-    ]
-    subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+    )
 
 
 def video_codec_tag(path: Path | str) -> str:
@@ -444,22 +402,7 @@ def _beeps(key: tuple[str, int, int]) -> tuple[Fraction, ...]:
     if facts.audio_rate is None or facts.audio_start_s is None:
         return ()
     rate = facts.audio_rate
-    cmd = [
-        FFMPEG,
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        _file_arg(key[0]),
-        "-map",
-        "0:a:0",
-        "-ac",
-        "1",
-        "-f",
-        "f32le",
-        "pipe:1",
-    ]
-    out = subprocess.run(cmd, capture_output=True, check=True, timeout=_TIMEOUT_S)
+    out = _ffmpeg(key[0], "-map 0:a:0 -ac 1 -f f32le pipe:1")
     x = np.frombuffer(out.stdout, dtype=np.float32).astype(np.float64)
     if len(x) == 0:
         return ()
