@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
     results: dict[tuple[str, str], Measurement] = {}
-    load_at_start = os.getloadavg()[0]
+    load_at_start, commit = os.getloadavg()[0], git_commit()
     for round_no in range(1, args.repeat + 1):
         for case in cases:
             src = sources.long if case.long_source else sources.short
@@ -146,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
                 )
     rows = _rows(cases, results, args.long_minutes * 60)
     loads = (load_at_start, os.getloadavg()[0])
-    header = _header(sources, args.repeat, encoder_origin, video_args + audio_args, loads)
+    header = _header(commit, sources, args.repeat, encoder_origin, video_args + audio_args, loads)
     text = render(header, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "engine.md").write_text(text)
@@ -238,18 +238,24 @@ def _baseline(case: Case, name: str) -> tuple[tuple[str, str] | None, str, float
     return None, "", None
 
 
+def git_commit() -> str:
+    """Short hash of the checked-out commit (the engine code this run imported)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "?"
+
+
 def _header(
+    commit: str,
     sources: media.Sources,
     repeat: int,
     encoder_origin: str,
     encoder_argv: list[str],
     loads: tuple[float, float],
 ) -> list[str]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     return [
-        f"Engine benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, "
+        f"Engine benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, "
         f"{os.cpu_count()} CPUs, {methods.ffmpeg_version()}",
         f"Sources: 1080p30 H.264 High (x264 veryfast crf 20, 2 s GOP, 3 B-frames) + AAC; "
         f"1 min encoded from lavfi testsrc2+noise, {sources.long_minutes} min by stream-copy "
