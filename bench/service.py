@@ -244,7 +244,9 @@ def measure_bursts(
         conns = _connections(stack, clients)
         try:
             for what, make, expected in (("GET /healthz", healthz, 200), ("submit", submits, 202)):
+                cpu_before = stack.cpu_seconds()
                 times, statuses = _bursts(conns, make, rounds, f"{what}, {workers} API processes")
+                cpu = _cpu_per_request(cpu_before, stack.cpu_seconds(), (rounds + 1) * clients)
                 p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
                 floor = what != "submit"
                 rows.append(
@@ -256,12 +258,20 @@ def measure_bursts(
                         "" if floor else "p99 < 50 ms",
                         "" if floor else _met(p99 < 0.05 and statuses == {expected}),
                         f"{rounds} bursts x {clients} after 1 warm-up burst; "
-                        f"statuses {sorted(statuses)}",
+                        f"statuses {sorted(statuses)}; CPU per request {cpu}",
                     )
                 )
         finally:
             conns.close()
     return rows
+
+
+def _cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> str:
+    """'API 4.1 ms, S3 1.2 ms, Redis 0.3 ms' (clock-tick resolution: 10 ms over all requests)."""
+    return ", ".join(
+        f"{name} {(after[name] - before[name]) / requests * 1000:.1f} ms"
+        for name in ("api", "s3", "redis")
+    )
 
 
 def _bursts(

@@ -140,6 +140,16 @@ class ServiceStack:
         _stop(self._worker)
         self._worker = None
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by the API (all its processes), the S3 server and Redis."""
+        pids = {
+            "api": _group_pids(self._api.pid) if self._api else [],
+            # The fixtures keep their process private; the benchmark only reads its pid.
+            "s3": [self.s3._proc.pid] if self.s3._proc else [],
+            "redis": [self.redis._proc.pid] if self.redis._proc else [],
+        }
+        return {name: sum(_cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+
     def client(self, timeout_seconds: float = 30.0) -> httpx.Client:
         """An HTTP client of the API with the benchmark's key."""
         return httpx.Client(
@@ -181,3 +191,26 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(timeout=STOP_TIMEOUT_SECONDS)
     except ProcessLookupError:
         proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """Processes in a process group (uvicorn's supervisor and its worker processes)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            if int(fields[2]) == pgid:  # field 5 of stat: pgrp
+                pids.append(int(entry.name))
+    return pids
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (children that exited are not counted)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
