@@ -39,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         module.add_arguments(sub_parser)
     args = parser.parse_args(argv)
     if args.command is None:
-        # `make bench` runs `python -m bench` bare: the engine benchmark is the default.
-        args = parser.parse_args(["engine", *(argv or sys.argv[1:])])
+        # `make bench` runs `python -m bench` bare: every benchmark in turn, with its defaults.
+        codes = [int(module.main(parser.parse_args([name]))) for name, module in modules.items()]
+        return max(codes, default=0)
     return int(modules[args.command].main(args))
 
 
