@@ -6,6 +6,7 @@ point), never from a scan of the whole source.
 
 from __future__ import annotations
 
+import re
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -92,6 +93,46 @@ def _decode_order_from(media: MediaInfo, packets: list[Packet], key: int) -> lis
     return []
 
 
+_PLAIN_SECONDS = re.compile(r"^\s*\+?\d+(\.\d*)?\s*$")
+#: Margin added to intervals guessed before the probe (times typed by the user are at most
+#: one frame before the frames they select).
+GUESS_MARGIN_SECONDS = 0.1
+
+
+def guessed_intervals(spec: CutSpec) -> list[tuple[float, float | None]] | None:
+    """Packet read intervals from the request alone, for a source whose timestamps start at
+    zero; None when a time needs the source's frame rate or timecode to place it."""
+    intervals: list[tuple[float, float | None]] = []
+    for seg in spec.segments:
+        start, end = _plain_seconds(seg.start, 0.0), _plain_seconds(seg.end, None)
+        if start is None or (seg.end is not None and end is None):
+            return None
+        head_end = start + KEYFRAME_WINDOW_SECONDS
+        if end is not None:
+            head_end = min(head_end, end)
+            intervals.append((end, end + END_WINDOW_SECONDS + GUESS_MARGIN_SECONDS))
+        intervals.append((start, head_end + GUESS_MARGIN_SECONDS))
+    return merge_intervals(intervals)
+
+
+def guess_fits(media: MediaInfo) -> bool:
+    """True when intervals guessed from the request match `media`'s timeline."""
+    starts = (media.video.start_seconds, media.format_start_seconds)
+    return media.container != "mpegts" and all(abs(t) < 1e-3 for t in starts)
+
+
+def _plain_seconds(value: object, default: float | None) -> float | None:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and _PLAIN_SECONDS.match(value):
+        return float(value)
+    return None
+
+
 def plan_segments(
     source: str | Path,
     media: MediaInfo,
@@ -100,9 +141,10 @@ def plan_segments(
     *,
     ffprobe_path: str = "ffprobe",
     cancel: threading.Event | None = None,
+    packets: list[Packet] | None = None,
 ) -> tuple[list[SegmentPlan], list[int], list[Packet]]:
-    """Read packets near the cut points once, then plan every segment; also the keyframes
-    and the packets."""
+    """Read packets near the cut points once (unless `packets` already holds them), then
+    plan every segment; also the keyframes and the packets."""
     total = media.frame_count
     intervals: list[tuple[float, float | None]] = []
     for r in ranges:
@@ -112,9 +154,10 @@ def plan_segments(
         if r.end < total:
             t_end = abs_time(media, r.end)
             intervals.append((t_end, t_end + END_WINDOW_SECONDS))
-    packets = probing.read_packets(
-        source, media, merge_intervals(intervals), ffprobe_path=ffprobe_path, cancel=cancel
-    )
+    if packets is None:
+        packets = probing.read_packets(
+            source, media, merge_intervals(intervals), ffprobe_path=ffprobe_path, cancel=cancel
+        )
     keys = sorted({frame_index(media, p.pts) for p in packets if p.keyframe})
     if spec.preset is not Preset.ORIGINAL:
         reason = f"preset {spec.preset.value} re-encodes the range"

@@ -20,6 +20,8 @@ from clipper.cutpoints import (
     decode_intervals,
     direct_copy_seconds,
     frame_index,
+    guess_fits,
+    guessed_intervals,
     merge_intervals,
     plan_segments,
 )
@@ -169,17 +171,31 @@ def cut(
     """Cut `spec` from `source` into `output` (written only once verified); the report."""
     report_progress = progress or (lambda phase, fraction: None)
     report_progress("probing", 0.0)
+    listed = None
     if media is None:
-        media = probing.probe(
-            source,
-            ffprobe_path=config.ffprobe_path,
-            ffmpeg_path=config.ffmpeg_path,
-            cancel=cancel,
-            encoder_settings=False,
-        )
+        guess = guessed_intervals(spec)
+        if guess is None:
+            media = probing.probe(
+                source,
+                ffprobe_path=config.ffprobe_path,
+                ffmpeg_path=config.ffmpeg_path,
+                cancel=cancel,
+                encoder_settings=False,
+            )
+        else:  # one ffprobe for the probe and the packets near the cut points
+            media, listed = probing.probe_with_packets(
+                source, guess, ffprobe_path=config.ffprobe_path, cancel=cancel
+            )
+            listed = listed if guess_fits(media) else None
     ranges = resolve_ranges(media, spec)
     plans, keys, packets = plan_segments(
-        source, media, spec, ranges, ffprobe_path=config.ffprobe_path, cancel=cancel
+        source,
+        media,
+        spec,
+        ranges,
+        ffprobe_path=config.ffprobe_path,
+        cancel=cancel,
+        packets=listed,
     )
     if any(p.mode == "encode" for plan in plans for p in plan.parts):
         media = probing.with_encoder_settings(

@@ -26,6 +26,7 @@ __all__ = [
     "VideoInfo",
     "parse_media_info",
     "probe",
+    "probe_with_packets",
     "read_packets",
     "read_x264_options",
     "with_encoder_settings",
@@ -144,6 +145,10 @@ def _count_from_tail(
     return replace(media, frame_count=frames, duration_seconds=frames / float(media.frame_rate))
 
 
+def _interval_spec(intervals: Sequence[tuple[float, float | None]]) -> str:
+    return ",".join(f"{max(0.0, a):.6f}%" + ("" if b is None else f"{b:.6f}") for a, b in intervals)
+
+
 def read_packets(
     source: str | Path,
     media: MediaInfo,
@@ -153,7 +158,7 @@ def read_packets(
     cancel: threading.Event | None = None,
 ) -> list[Packet]:
     """Video packets (decode order) in absolute-time read intervals (start, end or None)."""
-    spec = ",".join(f"{max(0.0, a):.6f}%" + ("" if b is None else f"{b:.6f}") for a, b in intervals)
+    spec = _interval_spec(intervals)
     argv = _probe_argv(
         source,
         ffprobe_path,
@@ -164,10 +169,16 @@ def read_packets(
         "-read_intervals",
         spec,
     )
-    data = _run_json(argv, cancel)
+    return _parse_packets(_run_json(argv, cancel), None)
+
+
+def _parse_packets(data: dict[str, Any], video_index: int | None) -> list[Packet]:
+    """Packets from ffprobe JSON (only `video_index`'s when given), each listed once."""
     packets: list[Packet] = []
     seen: set[tuple[float, float | None]] = set()
     for p in data.get("packets") or []:
+        if video_index is not None and int_or_none(p.get("stream_index")) != video_index:
+            continue
         if p.get("pts_time") in (None, "N/A"):
             continue
         dts = p.get("dts_time")
@@ -181,3 +192,32 @@ def read_packets(
             seen.add(key)
             packets.append(packet)
     return packets
+
+
+def probe_with_packets(
+    source: str | Path,
+    intervals: Sequence[tuple[float, float | None]],
+    *,
+    ffprobe_path: str = "ffprobe",
+    cancel: threading.Event | None = None,
+) -> tuple[MediaInfo, list[Packet]]:
+    """`probe()` (without encoder settings) and the video packets in `intervals`, in one
+    ffprobe run: saves a process when the cut points are known before the probe."""
+    spec = _interval_spec(intervals)
+    argv = _probe_argv(
+        source,
+        ffprobe_path,
+        "-show_format",
+        "-show_streams",
+        "-show_entries",
+        "packet=stream_index,pts_time,dts_time,flags",
+        "-read_intervals",
+        spec,
+    )
+    data = _run_json(argv, cancel)
+    media = parse_media_info(data)
+    if not any(
+        s.get("codec_type") == "video" and int_or_none(s.get("nb_frames")) for s in data["streams"]
+    ):
+        media = _count_from_tail(source, media, ffprobe_path, cancel)
+    return media, _parse_packets(data, media.video.index)

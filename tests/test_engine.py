@@ -222,3 +222,15 @@ def test_cra_becomes_bla(media_hevc_open_mp4: MediaSample, tmp_path: Path) -> No
     assert first_slice_type() == 21  # CRA
     assert cra_to_bla(part) >= 1
     assert first_slice_type() == 16  # BLA_W_LP
+
+
+def test_packet_intervals_guessed_from_plain_seconds_only() -> None:
+    from clipper.cutpoints import guessed_intervals
+
+    assert guessed_intervals(_spec(("00:00:01:00", 3.0))) is None  # needs the frame rate
+    assert guessed_intervals(_spec(("1:02.5", 70))) is None  # clock times: not guessed
+    got = guessed_intervals(_spec((2, "30.5")))
+    assert got is not None
+    # In-point: from 2 s, 10 s on (the next keyframe); out-point: 30.5 s to 1 s past it.
+    assert got == [(2.0, pytest.approx(12.1)), (30.5, pytest.approx(31.6))]
+    assert guessed_intervals(CutSpec()) == [(0.0, pytest.approx(10.1))]
