@@ -39,6 +39,11 @@ POLL_INTERVAL_SECONDS = 0.02
 CLIP_TIMEOUT_SECONDS = 300.0
 
 PHASES = ("bytes", "latency", "existing", "bursts")
+#: ministack keeps objects in memory and copies the whole rest of the object for every
+#: open-ended `Range: bytes=N-` request (FFmpeg sends those): with the 60-minute source
+#: (5.5 GB) it grew to 23.5 GB and was OOM-killed. 10 minutes (0.9 GB) is safe on 24 GB.
+LONG_MINUTES = 10
+MAX_LONG_MINUTES = 20
 
 console = Console(stderr=True)
 Row = tuple[str, str, str, str, str]  # metric, measured, target, met, note
@@ -47,7 +52,12 @@ Row = tuple[str, str, str, str, str]  # metric, measured, target, met, note
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `python -m bench service`."""
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="cache + results")
-    parser.add_argument("--long-minutes", type=int, default=60, help="length of the long source")
+    parser.add_argument(
+        "--long-minutes",
+        type=int,
+        default=LONG_MINUTES,
+        help=f"long source minutes (ministack holds it in memory: at most {MAX_LONG_MINUTES})",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="clips per latency measurement")
     parser.add_argument("--existing", type=int, default=50, help="requests for an existing clip")
     parser.add_argument("--clients", type=int, default=50, help="simultaneous submits per burst")
@@ -343,6 +353,11 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(args: argparse.Namespace) -> int:
     """Start the stack, measure, print and save the table; stop everything."""
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
+    if args.long_minutes > MAX_LONG_MINUTES:
+        console.print(
+            f"--long-minutes {args.long_minutes}: at most {MAX_LONG_MINUTES} (see LONG_MINUTES)"
+        )
+        return 2
     sources = media.ensure_sources(args.out_dir, long_minutes=args.long_minutes)
     load_start = os.getloadavg()[0]
     phases = set(args.phases.split(","))
