@@ -28,8 +28,10 @@ END_WINDOW_SECONDS = 1.0
 TS_LOOKBACK_SECONDS = 5.0
 #: Seconds decoded where a pure stream copy starts (its first keyframe decodes cleanly).
 COPY_START_DECODE_SECONDS = 0.1
-#: Seconds decoded at the start of each copied part (covers a GOP; seams are checked there).
-COPY_DECODE_SECONDS = 2.0
+#: Seconds decoded at the start of each copied part and at the end of the clip: the frames
+#: right after a seam (its keyframe and the B-frames that reference it) show a parameter-set
+#: or reference mismatch at once.
+COPY_DECODE_SECONDS = 0.5
 
 
 def frame_index(media: MediaInfo, pts: float) -> int:
@@ -211,7 +213,7 @@ def decode_intervals(plans: list[SegmentPlan], rate: Fraction) -> list[tuple[flo
                 intervals.append((t0, min(t1, t0 + COPY_DECODE_SECONDS)))
             offset += part.count
     end = float(Fraction(offset) / rate)
-    intervals.append((max(0.0, end - 1.0), end))
+    intervals.append((max(0.0, end - COPY_DECODE_SECONDS), end))
     return intervals
 
 
