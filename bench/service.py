@@ -174,6 +174,26 @@ def measure_bytes(
             f"{path.stat().st_size / 1e9:.2f} GB, {conns} connections; POST answered in "
             f"{_ms(post_seconds)}",
         )
+    yield raw_copy_bytes(stack, key, starts.take(), label)
+
+
+def raw_copy_bytes(stack: ServiceStack, key: str, start: float, label: str) -> Row:
+    """Baseline: plain `ffmpeg -ss -i <signed URL> -t 10 -c copy`, counted by the same proxy."""
+    assert stack.proxy is not None
+    url = open_storage(stack.settings).source_input_url(key, ttl_seconds=600)
+    out = stack.root / "raw-copy.mp4"
+    stack.proxy.reset()
+    argv = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{start:.3f}", "-i", url]
+    subprocess.run([*argv, "-t", str(CLIP_SECONDS), "-c", "copy", str(out)], check=True)
+    read, conns = stack.proxy.bytes_to_client, stack.proxy.connections
+    size = out.stat().st_size
+    return (
+        f"bytes read, raw `ffmpeg -ss -i URL -t 10 -c copy` from the {label} (baseline)",
+        f"{read / 1e6:.1f} MB ({read / size:.2f} x output)",
+        "",
+        "",
+        f"output {size / 1e6:.1f} MB, {conns} connections; same proxy, same counting",
+    )
 
 
 def measure_latency(stack: ServiceStack, source: Path, starts: Starts, repeat: int) -> list[Row]:
@@ -181,12 +201,14 @@ def measure_latency(stack: ServiceStack, source: Path, starts: Starts, repeat: i
     rows: list[Row] = []
     out = stack.root / "engine-alone.mp4"
     for accuracy in ("fast", "exact"):
-        service, alone = [], []
+        service, alone, waits, jobs = [], [], [], []
         runner = methods.make_clipper(accuracy)
         for rep in range(repeat):
             start = starts.take()
-            seconds, _, _ = submit_and_wait(stack, clip_body(SHORT_KEY, start, accuracy))
+            seconds, _, clip = submit_and_wait(stack, clip_body(SHORT_KEY, start, accuracy))
             service.append(seconds)
+            waits.append(_between(clip["created_at"], clip["started_at"]))
+            jobs.append(_between(clip["started_at"], clip["finished_at"]))
             out.unlink(missing_ok=True)
             began = time.perf_counter()
             runner(source, out, start, start + CLIP_SECONDS)
@@ -202,10 +224,16 @@ def measure_latency(stack: ServiceStack, source: Path, starts: Starts, repeat: i
                 "",
                 "",
                 f"engine.cut alone on the local file {e:.2f} s; overhead {s - e:+.2f} s; "
-                f"median of {repeat}",
+                f"record: queued → started {statistics.median(waits):.2f} s, started → "
+                f"finished {statistics.median(jobs):.2f} s (job incl. upload); median of {repeat}",
             )
         )
     return rows
+
+
+def _between(earlier: str, later: str) -> float:
+    """Seconds between two ISO 8601 timestamps of a clip record."""
+    return (dt.datetime.fromisoformat(later) - dt.datetime.fromisoformat(earlier)).total_seconds()
 
 
 def measure_existing(stack: ServiceStack, body: dict[str, Any], count: int) -> Row:
@@ -337,8 +365,9 @@ def _header(load_start: float, long_minutes: int) -> list[str]:
     return [
         f"Service benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, "
         f"{os.cpu_count()} CPUs, {methods.ffmpeg_version()}",
-        "Stack on 127.0.0.1: redis-server, ministack S3 (signature checks) behind a byte-counting "
-        "proxy, `clipper api` and one `clipper worker` as subprocesses. Sources: the engine "
+        "Stack on 127.0.0.1: redis-server, ministack S3 (signature checks), `clipper api` and one "
+        "`clipper worker` as subprocesses; they reach S3 through a byte-counting proxy for the "
+        "bytes rows, directly for the rest. Sources: the engine "
         f"benchmark's 1080p30 H.264 files (1 min, {long_minutes} min). Latency = POST to a GET "
         f"showing `download_url` (polled every {POLL_INTERVAL_SECONDS * 1000:.0f} ms); bursts are "
         "sent over pre-opened keep-alive connections with pre-built requests, the worker stopped.",
@@ -377,7 +406,10 @@ def main(args: argparse.Namespace) -> int:
             rows += measure_bytes(
                 stack, LONG_KEY, sources.long, long_starts, f"{args.long_minutes}-min source"
             )
-        stack.start_api(workers=1, s3_via_proxy=False)  # the proxy would add to every S3 call
+        # From here on, API and worker talk to S3 directly: the proxy would slow every call.
+        stack.start_api(workers=1, s3_via_proxy=False)
+        stack.stop_worker()
+        stack.start_worker(s3_via_proxy=False)
         if "latency" in phases:
             rows += measure_latency(stack, sources.short, short_starts, args.repeat)
         if "existing" in phases:

@@ -131,9 +131,9 @@ class ServiceStack:
                 raise RuntimeError(f"the API did not start:\n{self.logs()}")
             time.sleep(0.1)
 
-    def start_worker(self) -> None:
+    def start_worker(self, *, s3_via_proxy: bool = True) -> None:
         """One `clipper worker` (serves every queue)."""
-        self._worker = self._spawn("worker", ["worker"])
+        self._worker = self._spawn("worker", ["worker"], s3_via_proxy=s3_via_proxy)
 
     def stop_worker(self) -> None:
         """Stop the worker (jobs queued afterwards stay queued)."""
