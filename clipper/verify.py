@@ -1,8 +1,10 @@
 """Verify a finished output before it counts: packets, timestamps, decoding, audio length.
 
-Two ffprobe passes, sized to stay cheap next to the cut itself:
+Two passes, sized to stay cheap next to the cut itself:
 
 1. Packets of every stream (no decoding): video frame count and timestamps, audio start/end.
+   MP4/MOV outputs are read in-process from their moov (clipper/mp4index.py; an ffprobe
+   start costs about as much as a 10 s stream copy), others by ffprobe.
 2. Decoding at `-v error`: the whole file, or only the given intervals (the re-encoded parts
    and the first GOP of every copied part, where parts meet). Copied GOPs are the source's
    own packets; decoding all of them would cost more than the smart cut saved.
@@ -21,6 +23,7 @@ from typing import Any
 
 from clipper import ffmpeg
 from clipper.errors import EngineError, VerificationFailed
+from clipper.mp4index import read_tracks
 from clipper.report import Verification
 
 #: Slack for timestamp rounding in containers (MP4 timescales, MPEG-TS 90 kHz).
@@ -85,22 +88,31 @@ def _decode(
     return len(data.get("frames") or []), errors
 
 
-def verify_output(
-    path: Path,
-    *,
-    expected_frames: int,
-    frame_rate: Fraction,
-    expect_audio: bool,
-    decode_intervals: Sequence[Interval] | None = None,
-    ffprobe_path: str = "ffprobe",
-    timeout_seconds: float | None = None,
-    cancel: threading.Event | None = None,
-) -> Verification:
-    """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not.
+#: Video presentation times, whether the first video packet is a keyframe, and the first
+#: audio stream's (time, duration) per packet: what the packet pass establishes.
+PacketFacts = tuple[list[float], bool, list[tuple[float, float]]]
 
-    `decode_intervals` are seconds from the output's first frame; None decodes everything,
-    an empty list nothing (a pure stream copy: packets are the source's own).
-    """
+
+def _packets_in_process(path: Path) -> PacketFacts | None:
+    """The packet facts of an MP4/MOV output from its moov (no ffprobe); None for others."""
+    tracks = read_tracks(path)
+    if tracks is None:
+        return None
+    video = next((t for t in tracks if t.handler == "vide"), None)
+    audio = next((t for t in tracks if t.handler == "soun"), None)
+    if video is None:
+        return None  # let ffprobe say what the file is
+    pairs = (
+        [] if audio is None else list(zip(audio.pts_seconds, audio.durations_seconds, strict=True))
+    )
+    first_is_key = video.first_is_sync and bool(video.pts_seconds)
+    return list(video.pts_seconds), first_is_key, pairs
+
+
+def _packets_by_ffprobe(
+    path: Path, ffprobe_path: str, timeout: float | None, cancel: threading.Event | None
+) -> PacketFacts:
+    """The packet facts from ffprobe's packet listing (MKV, MPEG-TS, unusual MP4)."""
     data, _ = _probe(
         path,
         ffprobe_path,
@@ -108,7 +120,7 @@ def verify_output(
             "-show_entries",
             "packet=stream_index,pts_time,duration_time,flags:stream=index,codec_type",
         ],
-        timeout_seconds,
+        timeout,
         cancel,
     )
     kinds = {int(s["index"]): str(s.get("codec_type")) for s in data.get("streams", [])}
@@ -128,6 +140,29 @@ def verify_output(
             video_ts.append(pts)
         elif index == first_audio:
             audio.append((pts, _float(p.get("duration_time")) or 0.0))
+    return video_ts, first_is_key, audio
+
+
+def verify_output(
+    path: Path,
+    *,
+    expected_frames: int,
+    frame_rate: Fraction,
+    expect_audio: bool,
+    decode_intervals: Sequence[Interval] | None = None,
+    ffprobe_path: str = "ffprobe",
+    timeout_seconds: float | None = None,
+    cancel: threading.Event | None = None,
+) -> Verification:
+    """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not.
+
+    `decode_intervals` are seconds from the output's first frame; None decodes everything,
+    an empty list nothing (a pure stream copy: packets are the source's own).
+    """
+    facts = _packets_in_process(path) or _packets_by_ffprobe(
+        path, ffprobe_path, timeout_seconds, cancel
+    )
+    video_ts, first_is_key, audio = facts
     frame_seconds = 1 / float(frame_rate)
     count = len(video_ts)
     first = min(video_ts, default=0.0)
