@@ -15,38 +15,36 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
-
-from rich.console import Console
 
 from bench import media, methods
-from bench.http_burst import Answer, Connections, build_request
-from bench.service_stack import CLIENT, ServiceStack
+from bench.service_common import (
+    CLIP_SECONDS,
+    LONG_KEY,
+    POLL_INTERVAL_SECONDS,
+    SHORT_KEY,
+    Row,
+    Starts,
+    clip_body,
+    console,
+    met_text,
+    ms_text,
+    submit_and_wait,
+)
+from bench.service_load import measure_bursts, measure_existing
+from bench.service_stack import ServiceStack
 from clipper.storage import open_storage
-from tests.fixtures.app import API_KEYS
 
 HELP = "time the clip service (API + worker + Redis + S3): latency, dedup, 50-client bursts, bytes"
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent / "out"
-SHORT_KEY, LONG_KEY = "bench/short.mp4", "bench/long.mp4"
-CLIP_SECONDS = 10
-GOP_SECONDS = 2
-#: In-points half a second after a keyframe, as in the engine benchmark.
-IN_POINT_AFTER_KEYFRAME_SECONDS = 0.55
-POLL_INTERVAL_SECONDS = 0.02
-CLIP_TIMEOUT_SECONDS = 300.0
-
 PHASES = ("bytes", "latency", "existing", "bursts")
 #: ministack keeps objects in memory and copies the whole rest of the object for every
 #: open-ended `Range: bytes=N-` request (FFmpeg sends those): with the 60-minute source
 #: (5.5 GB) it grew to 23.5 GB and was OOM-killed. 10 minutes (0.9 GB) is safe on 24 GB.
 LONG_MINUTES = 10
 MAX_LONG_MINUTES = 20
-
-console = Console(stderr=True)
-Row = tuple[str, str, str, str, str]  # metric, measured, target, met, note
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,60 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Starts:
-    """Fresh in-points per source, two seconds (one GOP) apart, so no request is deduped."""
-
-    def __init__(self, source_seconds: int) -> None:
-        self._next = source_seconds / 2 - CLIP_SECONDS / 2 + IN_POINT_AFTER_KEYFRAME_SECONDS
-        self._limit = source_seconds - CLIP_SECONDS
-
-    def take(self) -> float:
-        """The next unused in-point (wraps to the start of the source at the end)."""
-        start = self._next
-        self._next += GOP_SECONDS
-        if self._next > self._limit:
-            self._next = IN_POINT_AFTER_KEYFRAME_SECONDS + GOP_SECONDS
-        return start
-
-
-def clip_body(source: str, start: float, accuracy: str) -> dict[str, Any]:
-    """A 10 s clip request."""
-    return {
-        "source": source,
-        "start": round(start, 3),
-        "end": round(start + CLIP_SECONDS, 3),
-        "accuracy": accuracy,
-    }
-
-
-def submit_and_wait(
-    stack: ServiceStack, body: dict[str, Any]
-) -> tuple[float, float, dict[str, Any]]:
-    """POST, then poll GET until the clip succeeded with a link: (seconds, POST seconds, clip)."""
-    # The first POST for a source probes it before answering: long for a long source.
-    with stack.client(timeout_seconds=CLIP_TIMEOUT_SECONDS) as client:
-        began = time.perf_counter()
-        response = client.post("/v1/clips", json=body)
-        post_seconds = time.perf_counter() - began
-        if response.status_code not in (200, 202):
-            raise RuntimeError(f"submit answered {response.status_code}: {response.text}")
-        resource: dict[str, Any] = response.json()
-        deadline = began + CLIP_TIMEOUT_SECONDS
-        while not (resource["status"] == "succeeded" and resource["result"]["download_url"]):
-            if resource["status"] in ("failed", "canceled") or time.perf_counter() > deadline:
-                raise RuntimeError(f"clip {resource['status']}: {resource}\n{stack.logs()}")
-            time.sleep(POLL_INTERVAL_SECONDS)
-            resource = client.get(f"/v1/clips/{resource['id']}").json()
-        return time.perf_counter() - began, post_seconds, resource
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile (p99 of 50 values is the largest but none)."""
-    ordered = sorted(values)
-    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def moov_bytes(path: Path) -> int:
     """Size of the MP4 index (top-level `moov` box): what any reader must fetch once."""
     with path.open("rb") as f:
@@ -137,14 +81,6 @@ def moov_bytes(path: Path) -> int:
             if kind == b"moov":
                 return size
     raise ValueError(f"no moov box in {path}")
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def _met(ok: bool) -> str:
-    return "yes" if ok else "NO"
 
 
 def measure_bytes(
@@ -169,10 +105,10 @@ def measure_bytes(
             f"bytes read, 10 s `{accuracy}` from the {label}, {which}",
             f"{read / 1e6:.1f} MB ({read / (clip + index):.2f} x (clip + index))",
             f"≤ {limit / 1e6:.1f} MB",
-            _met(read <= limit),
+            met_text(read <= limit),
             f"clip {clip / 1e6:.1f} MB, index {index / 1e6:.2f} MB, source "
             f"{path.stat().st_size / 1e9:.2f} GB, {conns} connections; POST answered in "
-            f"{_ms(post_seconds)}",
+            f"{ms_text(post_seconds)}",
         )
     yield raw_copy_bytes(stack, key, starts.take(), label)
 
@@ -234,116 +170,6 @@ def measure_latency(stack: ServiceStack, source: Path, starts: Starts, repeat: i
 def _between(earlier: str, later: str) -> float:
     """Seconds between two ISO 8601 timestamps of a clip record."""
     return (dt.datetime.fromisoformat(later) - dt.datetime.fromisoformat(earlier)).total_seconds()
-
-
-def measure_existing(stack: ServiceStack, body: dict[str, Any], count: int) -> Row:
-    """The identical request again, `count` times one after the other (dedup: 200)."""
-    conns = _connections(stack, 1)
-    token = API_KEYS[CLIENT]
-    request = build_request(stack.api_url[7:], "POST", "/v1/clips", token, body)
-    try:
-        conns.burst([request] * 1)  # warm-up
-        answers = [conns.burst([request])[0] for _ in range(count)]
-    finally:
-        conns.close()
-    times = [a.seconds for a in answers]
-    not_200 = sum(a.status != 200 for a in answers)
-    p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
-    return (
-        "existing clip: identical POST again (answer time)",
-        f"p50 {_ms(p50)} / p99 {_ms(p99)}",
-        "< 50 ms",
-        _met(p99 < 0.05 and not_200 == 0),
-        f"{count} sequential requests, {not_200} not 200",
-    )
-
-
-def measure_bursts(
-    stack: ServiceStack, clients: int, rounds: int, api_workers: list[int]
-) -> list[Row]:
-    """`rounds` bursts of `clients` simultaneous new submits (distinct frames), per API setup.
-
-    Each setup also gets bursts of `GET /healthz` (no auth, no Redis, no S3): the floor any
-    endpoint of this process can reach on this machine.
-    """
-    rows: list[Row] = []
-    stack.stop_worker()  # the burst measures API + Redis; queued jobs just wait
-    frames = iter(range(1, 10**9))
-
-    def submits() -> list[bytes]:
-        requests = []
-        for _ in range(clients):
-            # 1-frame steps: every request selects different frames (no dedup).
-            start = 1 + (next(frames) % 1200) / media.FPS + 0.005
-            body = clip_body(SHORT_KEY, start, "fast") | {"priority": "bulk"}
-            requests.append(_request(stack, "POST", "/v1/clips", body))
-        return requests
-
-    def healthz() -> list[bytes]:
-        return [_request(stack, "GET", "/healthz")] * clients
-
-    for workers in api_workers:
-        stack.start_api(workers=workers, s3_via_proxy=False)
-        conns = _connections(stack, clients)
-        try:
-            for what, make, expected in (("GET /healthz", healthz, 200), ("submit", submits, 202)):
-                cpu_before = stack.cpu_seconds()
-                times, statuses = _bursts(conns, make, rounds, f"{what}, {workers} API processes")
-                cpu = _cpu_per_request(cpu_before, stack.cpu_seconds(), (rounds + 1) * clients)
-                p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
-                floor = what != "submit"
-                rows.append(
-                    (
-                        f"{'floor: ' if floor else ''}{what}, burst of {clients} simultaneous "
-                        f"{'requests' if floor else 'new clips'}, "
-                        f"`clipper api --workers {workers}`",
-                        f"p50 {_ms(p50)} / p99 {_ms(p99)}",
-                        "" if floor else "p99 < 50 ms",
-                        "" if floor else _met(p99 < 0.05 and statuses == {expected}),
-                        f"{rounds} bursts x {clients} after 1 warm-up burst; "
-                        f"statuses {sorted(statuses)}; CPU per request {cpu}",
-                    )
-                )
-        finally:
-            conns.close()
-    return rows
-
-
-def _cpu_per_request(before: dict[str, float], after: dict[str, float], requests: int) -> str:
-    """'API 4.1 ms, S3 1.2 ms, Redis 0.3 ms' (clock-tick resolution: 10 ms over all requests)."""
-    return ", ".join(
-        f"{name} {(after[name] - before[name]) / requests * 1000:.1f} ms"
-        for name in ("api", "s3", "redis")
-    )
-
-
-def _bursts(
-    conns: Connections, make: Callable[[], list[bytes]], rounds: int, label: str
-) -> tuple[list[float], set[int]]:
-    """Answer times and statuses of `rounds` bursts (after one warm-up burst, not counted)."""
-    times: list[float] = []
-    statuses: set[int] = set()
-    for round_no in range(rounds + 1):
-        answers: list[Answer] = conns.burst(make())
-        time.sleep(0.5)  # let the API settle (logs, GC) between bursts
-        if round_no == 0:
-            continue  # the first burst warms the API processes (imports, pools, caches)
-        batch = [a.seconds for a in answers]
-        times += batch
-        statuses |= {a.status for a in answers}
-        console.print(
-            f"burst {round_no} ({label}): p50 {_ms(percentile(batch, 0.5))}, max {_ms(max(batch))}"
-        )
-    return times, statuses
-
-
-def _connections(stack: ServiceStack, count: int) -> Connections:
-    host, port = stack.api_url[7:].split(":")
-    return Connections(host, int(port), count)
-
-
-def _request(stack: ServiceStack, method: str, path: str, body: Any = None) -> bytes:
-    return build_request(stack.api_url[7:], method, path, API_KEYS[CLIENT], body)
 
 
 def render(header: list[str], rows: list[Row]) -> str:
