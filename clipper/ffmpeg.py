@@ -35,6 +35,8 @@ HTTP_PROTOCOLS = "http,https,tcp,tls,crypto"
 NETWORK_RW_TIMEOUT_SECONDS = 30
 #: How much of FFmpeg's stderr is kept for error messages.
 STDERR_TAIL_LINES = 40
+#: How often a running process is checked for cancel and timeout.
+POLL_SECONDS = 0.05
 #: Progress callback type: (phase, fraction 0..1).
 ProgressFn = Callable[[str, float], None]
 
@@ -180,20 +182,28 @@ def run(
                 if fraction is not None:
                     progress(phase, fraction)
 
-    readers = [threading.Thread(target=f, daemon=True) for f in (drain_stderr, read_stdout)]
+    exited = threading.Event()
+
+    def wait_exit() -> None:
+        proc.wait()
+        exited.set()
+
+    # A blocking wait in a thread wakes us the moment the process ends; Popen.wait(timeout)
+    # polls with sleeps growing to 50 ms, which added ~25 ms per process (measured: a fast
+    # cut is two processes of ~0.2 s).
+    threads = (drain_stderr, read_stdout, wait_exit)
+    readers = [threading.Thread(target=f, daemon=True) for f in threads]
     for reader in readers:
         reader.start()
     deadline = None if timeout_seconds is None else started + timeout_seconds
     try:
-        while proc.poll() is None:
+        while not exited.wait(POLL_SECONDS):
             if cancel is not None and cancel.is_set():
                 _kill_group(proc)
                 raise Canceled("canceled while FFmpeg was running")
             if deadline is not None and time.monotonic() > deadline:
                 _kill_group(proc)
                 raise Timeout(f"FFmpeg ran longer than {timeout_seconds:.0f} s and was killed")
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.05)
     except BaseException:
         _kill_group(proc)
         raise
