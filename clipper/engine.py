@@ -8,9 +8,10 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 from clipper import ffmpeg
 from clipper import probe as probing
@@ -22,6 +23,7 @@ from clipper.cutpoints import (
     frame_index,
     guess_fits,
     guessed_intervals,
+    leading_pictures,
     merge_intervals,
     plan_segments,
 )
@@ -30,12 +32,14 @@ from clipper.encoders import output_extension as _output_extension
 from clipper.encoders import reencode_video_args
 from clipper.errors import BadRequest
 from clipper.ffmpeg import ProgressFn
+from clipper.media import Packet
 from clipper.plan import FrameRange, SegmentPlan
 from clipper.probe import MediaInfo
 from clipper.report import AccuracyReport, overall_strategy, segment_report
 from clipper.run_parts import run_jobs
 from clipper.settings import Settings
 from clipper.spec import Accuracy, CutSpec, Preset
+from clipper.staging import stage as stage_span
 from clipper.timecode import describe_frame, time_to_frame
 from clipper.verify import verify_output
 
@@ -67,6 +71,8 @@ class EngineConfig:
     threads: int = 0  # 0 = FFmpeg decides
     work_dir: Path | None = None
     timeout_seconds: float | None = None  # None = derived from the clip length
+    #: Copy the span a cut needs into a local file first: "auto" for http(s) sources.
+    stage: Literal["auto", "always", "never"] = "auto"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -151,11 +157,66 @@ def resolve_ranges(media: MediaInfo, spec: CutSpec) -> list[FrameRange]:
     return ranges
 
 
-def _timeout(config: EngineConfig, plans: list[SegmentPlan], media: MediaInfo) -> float:
+def _timeout(config: EngineConfig, frames: int, media: MediaInfo) -> float:
     if config.timeout_seconds is not None:
         return config.timeout_seconds
-    seconds = sum(p.delivered.count for p in plans) / float(media.frame_rate)
+    seconds = frames / float(media.frame_rate)
     return TIMEOUT_BASE_SECONDS + TIMEOUT_PER_CLIP_SECOND * seconds
+
+
+def _wants_stage(config: EngineConfig, source: str | Path) -> bool:
+    if config.stage == "auto":
+        return ffmpeg.is_remote(source)
+    return config.stage == "always"
+
+
+def _plan(
+    source: str | Path,
+    media: MediaInfo,
+    spec: CutSpec,
+    ranges: list[FrameRange],
+    workdir: Path,
+    config: EngineConfig,
+    staging: bool,
+    listed: list[Packet] | None,
+    timeout: float,
+    cancel: threading.Event | None,
+) -> tuple[str | Path, MediaInfo, list[SegmentPlan], list[int], list[Packet]]:
+    """(what to read, its MediaInfo, plans, keyframes, packets), staging the span first
+    when asked: then packets are listed from the local copy, not the remote source."""
+    original, found = source, media
+    if staging:
+        got = stage_span(
+            source,
+            media,
+            ranges,
+            workdir,
+            ffmpeg_path=config.ffmpeg_path,
+            ffprobe_path=config.ffprobe_path,
+            timeout=timeout,
+            cancel=cancel,
+        )
+        if got is not None:
+            source, media = got
+            listed = None
+    plans, keys, packets = plan_segments(
+        source, media, spec, ranges, ffprobe_path=config.ffprobe_path, cancel=cancel, packets=listed
+    )
+    first = min(r.start for r in ranges)
+    if source is not original and (
+        not any(k <= first for k in keys) or any(leading_pictures(media, packets).values())
+    ):
+        # The stage began after the keyframe the first part needs (an MPEG-TS byte seek
+        # landed late), or on an open-GOP keyframe whose leading pictures reference frames
+        # the stage does not hold: read the source itself.
+        return _plan(original, found, spec, ranges, workdir, config, False, None, timeout, cancel)
+    if any(p.mode == "encode" for plan in plans for p in plan.parts):
+        # x264 writes its settings only into the source's first frame: read them there.
+        x264 = probing.with_encoder_settings(
+            original, found, ffmpeg_path=config.ffmpeg_path, cancel=cancel
+        ).x264_options
+        media = replace(media, x264_options=x264)
+    return source, media, plans, keys, packets
 
 
 def cut(
@@ -171,9 +232,10 @@ def cut(
     """Cut `spec` from `source` into `output` (written only once verified); the report."""
     report_progress = progress or (lambda phase, fraction: None)
     report_progress("probing", 0.0)
+    staging = _wants_stage(config, source)
     listed = None
     if media is None:
-        guess = guessed_intervals(spec)
+        guess = None if staging else guessed_intervals(spec)
         if guess is None:
             media = probing.probe(
                 source,
@@ -188,28 +250,18 @@ def cut(
             )
             listed = listed if guess_fits(media) else None
     ranges = resolve_ranges(media, spec)
-    plans, keys, packets = plan_segments(
-        source,
-        media,
-        spec,
-        ranges,
-        ffprobe_path=config.ffprobe_path,
-        cancel=cancel,
-        packets=listed,
-    )
-    if any(p.mode == "encode" for plan in plans for p in plan.parts):
-        media = probing.with_encoder_settings(
-            source, media, ffmpeg_path=config.ffmpeg_path, cancel=cancel
-        )
-    report_progress("probing", 1.0)
     extension = output_extension(media, spec.preset)
     output = Path(output)
-    timeout = _timeout(config, plans, media)
+    timeout = _timeout(config, sum(r.end - r.start for r in ranges), media)
     base = config.work_dir or output.parent
     base.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".clipper-", dir=base))
     staged = output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
     try:
+        source, media, plans, keys, packets = _plan(
+            source, media, spec, ranges, workdir, config, staging, listed, timeout, cancel
+        )
+        report_progress("probing", 1.0)
         tc = None
         if media.start_timecode:
             first = describe_frame(
