@@ -61,6 +61,7 @@ def direct_copy_argv(
     extension: str,
     start_timecode: str | None,
     ffmpeg_path: str,
+    strip_units: str | None = None,
 ) -> list[str]:
     """Fast mode in one process: video and audio stream-copied straight into the output.
 
@@ -68,6 +69,7 @@ def direct_copy_argv(
     packet's DTS with it, so it is set between the DTS of the last packet wanted and the
     first one not wanted (from the packet listing). The audio comes from a second input of
     the same source with its own `-ss`/`-t`, so it ends with the video's last frame.
+    `strip_units` ("7|8|9") removes those NAL unit types from the video packets.
     """
     start = plan.delivered.start
     ss = floor_seconds(media, start) if start > 0 else None
@@ -82,6 +84,10 @@ def direct_copy_argv(
             a_opts["ss"] = f"{ss:.6f}"
         streams.append(ffmpeg.source_input(source, **a_opts)["a"])
     out: dict[str, Any] = {"c": "copy", "copypriorss": 0, "f": muxer(extension)}
+    if strip_units:
+        # NAL types the MPEG-TS muxer added (AUD, in-band parameter sets) to a staged copy of
+        # an MP4/MKV source: without them the packets are the source's, bit for bit.
+        out["bsf:v"] = f"filter_units=remove_types={strip_units}"
     out.update(_container_args(media, extension, start_timecode))
     node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
     return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)

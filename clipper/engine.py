@@ -164,6 +164,17 @@ def _timeout(config: EngineConfig, frames: int, media: MediaInfo) -> float:
     return TIMEOUT_BASE_SECONDS + TIMEOUT_PER_CLIP_SECOND * seconds
 
 
+#: NAL unit types the MPEG-TS muxer adds in-band: parameter sets and access unit delimiters.
+_TS_ADDED_UNITS = {"h264": "7|8|9", "hevc": "32|33|34|35"}
+
+
+def _ts_added_units(source_container: str, media: MediaInfo) -> str | None:
+    """NAL types to strip when `media` is an MPEG-TS stage of an MP4/MOV/MKV source."""
+    if media.container != "mpegts" or source_container not in ("mov", "matroska"):
+        return None
+    return _TS_ADDED_UNITS.get(media.video.codec)
+
+
 def _wants_stage(config: EngineConfig, source: str | Path) -> bool:
     if config.stage == "auto":
         return ffmpeg.is_remote(source)
@@ -258,6 +269,7 @@ def cut(
     workdir = Path(tempfile.mkdtemp(prefix=".clipper-", dir=base))
     staged = output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
     try:
+        container = media.container
         source, media, plans, keys, packets = _plan(
             source, media, spec, ranges, workdir, config, staging, listed, timeout, cancel
         )
@@ -282,6 +294,7 @@ def cut(
                 extension=extension,
                 start_timecode=tc,
                 ffmpeg_path=config.ffmpeg_path,
+                strip_units=_ts_added_units(container, media),
             )
             seconds = plans[0].delivered.count / float(media.frame_rate)
             ffmpeg.run(
