@@ -270,6 +270,7 @@ def cut(
     staged = output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
     try:
         container = media.container
+        original_source = source
         source, media, plans, keys, packets = _plan(
             source, media, spec, ranges, workdir, config, staging, listed, timeout, cancel
         )
@@ -283,6 +284,11 @@ def cut(
         direct, video_seconds = False, None
         if spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL and len(plans) == 1:
             direct, video_seconds = direct_copy_seconds(media, plans[0], packets)
+            # A stage's audio starts before its video (AAC priming kept by -copyts); without
+            # an -ss FFmpeg measures the input -t from the video's start, not the file's, and
+            # keeps one frame too many. From the stage's first frame, use the parted copy.
+            if source != original_source and plans[0].delivered.start == 0:
+                direct = False
         if direct:
             report_progress("cutting", 0.0)
             argv = direct_copy_argv(

@@ -76,7 +76,13 @@ def test_exact_staged_mov_smpte(
 
 @pytest.mark.parametrize(
     ("source", "case_name"),
-    [("h264_mp4", "inside_one_gop"), ("h264_mp4", "multi_segment"), ("h264_ts", "inside_one_gop")],
+    [
+        ("h264_mp4", "inside_one_gop"),
+        ("h264_mp4", "multi_segment"),
+        ("h264_ts", "inside_one_gop"),
+        # From the stage's first frame (no -ss): the copy once kept one frame too many.
+        ("h264_mp4", "very_start"),
+    ],
 )
 def test_fast_staged_matches_the_source(
     staged_cuts: list[Any],
