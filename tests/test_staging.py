@@ -117,7 +117,7 @@ def _video_packet_md5s(path: Path) -> list[str]:
 
 
 def _long_source(path: Path) -> Path:
-    """30 s of 320x180 with a 1 s GOP and busy pictures, so a 4 s clip is a small share."""
+    """30 s of 320x180 with a 1 s GOP and busy pictures, so a 10 s clip is a third of it."""
     subprocess.run(
         [
             "ffmpeg", "-v", "error", "-y",
@@ -145,7 +145,10 @@ def test_remote_cut_reads_at_most_twice_the_clip(
     assert url.startswith("http://")
     frames = fc.video_frames(src)
     rel = frames.relative()
-    first, end = 312, 412  # 4 s from mid-GOP to mid-GOP: head, copied middle and tail
+    # 10 s (the size PRODUCT.md's target speaks of) from mid-GOP to mid-GOP: head, copied
+    # middle and tail. A shorter clip lets the fixed reads (index, the stage's lead-in, what
+    # the proxy had in flight when FFmpeg closed a connection) swamp the ratio.
+    first, end = 312, 562
     spec = CutSpec(
         segments=(Segment(acc._mid(rel, first), acc._mid(rel, end)),),
         accuracy=Accuracy.EXACT,
