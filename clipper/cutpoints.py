@@ -135,6 +135,25 @@ def _plain_seconds(value: object, default: float | None) -> float | None:
     return None
 
 
+def packet_intervals(
+    media: MediaInfo, ranges: list[FrameRange]
+) -> list[tuple[float, float | None]]:
+    """The read intervals whose packets planning `ranges` needs: from each in-point to the
+    next keyframe (at most KEYFRAME_WINDOW_SECONDS on), and a little past each out-point."""
+    intervals: list[tuple[float, float | None]] = []
+    for r in ranges:
+        head_end = min(abs_time(media, r.start) + KEYFRAME_WINDOW_SECONDS, abs_time(media, r.end))
+        # FFmpeg seeks by decode time: a keyframe shown after the in-point can be decoded
+        # before it (reordering), and mov's seek then lands there, past the keyframe wanted.
+        reorder = (media.video.has_b_frames + 1) / float(media.frame_rate)
+        lookback = TS_LOOKBACK_SECONDS if media.container == "mpegts" else reorder
+        intervals.append((abs_time(media, r.start) - lookback, head_end))
+        if r.end < media.frame_count:
+            t_end = abs_time(media, r.end)
+            intervals.append((t_end, t_end + END_WINDOW_SECONDS))
+    return merge_intervals(intervals)
+
+
 def plan_segments(
     source: str | Path,
     media: MediaInfo,
@@ -148,17 +167,9 @@ def plan_segments(
     """Read packets near the cut points once (unless `packets` already holds them), then
     plan every segment; also the keyframes and the packets."""
     total = media.frame_count
-    intervals: list[tuple[float, float | None]] = []
-    for r in ranges:
-        head_end = min(abs_time(media, r.start) + KEYFRAME_WINDOW_SECONDS, abs_time(media, r.end))
-        lookback = TS_LOOKBACK_SECONDS if media.container == "mpegts" else 0.0
-        intervals.append((abs_time(media, r.start) - lookback, head_end))
-        if r.end < total:
-            t_end = abs_time(media, r.end)
-            intervals.append((t_end, t_end + END_WINDOW_SECONDS))
     if packets is None:
         packets = probing.read_packets(
-            source, media, merge_intervals(intervals), ffprobe_path=ffprobe_path, cancel=cancel
+            source, media, packet_intervals(media, ranges), ffprobe_path=ffprobe_path, cancel=cancel
         )
     keys = sorted({frame_index(media, p.pts) for p in packets if p.keyframe})
     if spec.preset is not Preset.ORIGINAL:
@@ -240,7 +251,15 @@ def direct_copy_seconds(
     first_out = next((i for i in range(position, len(packets)) if indices[i] >= got.end), None)
     if first_out is None or packets[first_out].dts is None:
         return False, None
-    base = media.format_start_seconds + (floor_seconds(media, got.start) if got.start else 0.0)
+    if got.start:
+        base = media.format_start_seconds + floor_seconds(media, got.start)
+    elif media.container == "mpegts":
+        # Without -ss, FFmpeg counts an MPEG-TS input's -t from its video's start, not the
+        # file's (measured: a stage whose AAC priming starts 21 ms before the video kept one
+        # frame too many with the file's start).
+        base = media.video.start_seconds
+    else:
+        base = media.format_start_seconds
     half = 0.5 / float(media.frame_rate)
     dts = packets[first_out].dts
     assert dts is not None

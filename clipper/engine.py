@@ -25,6 +25,7 @@ from clipper.cutpoints import (
     guessed_intervals,
     leading_pictures,
     merge_intervals,
+    packet_intervals,
     plan_segments,
 )
 from clipper.cutter import direct_copy_argv
@@ -33,6 +34,7 @@ from clipper.encoders import reencode_video_args
 from clipper.errors import BadRequest
 from clipper.ffmpeg import ProgressFn
 from clipper.media import Packet
+from clipper.mp4probe import Movie, open_movie
 from clipper.plan import FrameRange, SegmentPlan
 from clipper.probe import MediaInfo
 from clipper.report import AccuracyReport, overall_strategy, segment_report
@@ -181,6 +183,15 @@ def _wants_stage(config: EngineConfig, source: str | Path) -> bool:
     return config.stage == "always"
 
 
+def _movie(source: str | Path, spec: CutSpec) -> Movie | None:
+    """The in-process reading of a local MP4/MOV source, for cuts that copy every packet
+    (one range, `fast`, `original`: nothing is re-encoded); None otherwise or if unsuited."""
+    copies_only = spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL
+    if not copies_only or len(spec.segments) != 1 or ffmpeg.is_remote(source):
+        return None
+    return open_movie(Path(ffmpeg.media_url(source).removeprefix("file:")))
+
+
 def _plan(
     source: str | Path,
     media: MediaInfo,
@@ -245,6 +256,9 @@ def cut(
     report_progress("probing", 0.0)
     staging = _wants_stage(config, source)
     listed = None
+    movie = _movie(source, spec) if media is None and not staging else None
+    if movie is not None:
+        media = movie.media
     if media is None:
         guess = None if staging else guessed_intervals(spec)
         if guess is None:
@@ -261,6 +275,8 @@ def cut(
             )
             listed = listed if guess_fits(media) else None
     ranges = resolve_ranges(media, spec)
+    if movie is not None:
+        listed = movie.packets(packet_intervals(media, ranges))
     extension = output_extension(media, spec.preset)
     output = Path(output)
     timeout = _timeout(config, sum(r.end - r.start for r in ranges), media)
@@ -270,7 +286,6 @@ def cut(
     staged = output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
     try:
         container = media.container
-        original_source = source
         source, media, plans, keys, packets = _plan(
             source, media, spec, ranges, workdir, config, staging, listed, timeout, cancel
         )
@@ -284,11 +299,6 @@ def cut(
         direct, video_seconds = False, None
         if spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL and len(plans) == 1:
             direct, video_seconds = direct_copy_seconds(media, plans[0], packets)
-            # A stage's audio starts before its video (AAC priming kept by -copyts); without
-            # an -ss FFmpeg measures the input -t from the video's start, not the file's, and
-            # keeps one frame too many. From the stage's first frame, use the parted copy.
-            if source != original_source and plans[0].delivered.start == 0:
-                direct = False
         if direct:
             report_progress("cutting", 0.0)
             argv = direct_copy_argv(

@@ -22,7 +22,7 @@ _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 _MAX_ENTRIES = 50_000_000
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """The file uses something this reader does not model; use ffprobe."""
 
 
@@ -39,7 +39,7 @@ class Track:
     first_is_sync: bool
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the boxes in data[start:end]."""
     pos = start
     while pos + 8 <= end:
@@ -47,58 +47,58 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         header = 8
         if size == 1:
             if pos + 16 > end:
-                raise _Unsupported("truncated box header")
+                raise Unsupported("truncated box header")
             (size,) = struct.unpack_from(">Q", data, pos + 8)
             header = 16
         elif size == 0:
             size = end - pos
         if size < header or pos + size > end:
-            raise _Unsupported(f"bad size of box {kind!r}")
+            raise Unsupported(f"bad size of box {kind!r}")
         yield kind, pos + header, pos + size
         pos += size
 
 
-def _children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
+def children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
     found: dict[bytes, tuple[int, int]] = {}
-    for kind, a, b in _boxes(data, start, end):
+    for kind, a, b in boxes(data, start, end):
         found.setdefault(kind, (a, b))
     return found
 
 
-def _entries(data: bytes, a: int, fmt: str, offset: int = 4) -> Iterator[tuple[int, ...]]:
+def entries(data: bytes, a: int, fmt: str, offset: int = 4) -> Iterator[tuple[int, ...]]:
     """The entry table of a full box: a 32-bit count after version/flags, then records."""
     (count,) = struct.unpack_from(">I", data, a + offset)
     if count > _MAX_ENTRIES:
-        raise _Unsupported("table too large")
+        raise Unsupported("table too large")
     return struct.iter_unpack(
         fmt, data[a + offset + 4 : a + offset + 4 + count * struct.calcsize(fmt)]
     )
 
 
-def _need(boxes: dict[bytes, tuple[int, int]], kind: bytes) -> tuple[int, int]:
+def need(boxes: dict[bytes, tuple[int, int]], kind: bytes) -> tuple[int, int]:
     if kind not in boxes:
-        raise _Unsupported(f"no {kind!r} box")
+        raise Unsupported(f"no {kind!r} box")
     return boxes[kind]
 
 
-def _edit(
+def edit_list(
     data: bytes, trak: dict[bytes, tuple[int, int]], movie_scale: int
 ) -> tuple[int, int, float] | None:
     """The media edit (movie-timescale duration, media time) and the seconds of empty edits
     before it; None without an edit list."""
-    elst = _children(data, *trak[b"edts"]).get(b"elst") if b"edts" in trak else None
+    elst = children(data, *trak[b"edts"]).get(b"elst") if b"edts" in trak else None
     if elst is None:
         return None
     fmt = ">Qqhh" if data[elst[0]] == 1 else ">Iihh"
-    edits = [(duration, time) for duration, time, _rate, _frac in _entries(data, elst[0], fmt)]
+    edits = [(duration, time) for duration, time, _rate, _frac in entries(data, elst[0], fmt)]
     empty = [duration for duration, time in edits[:-1] if time == -1]
     if not edits or len(empty) != len(edits) - 1 or edits[-1][1] < 0:
         # FFmpeg's rules for several media edits are intricate: leave those to ffprobe.
-        raise _Unsupported("several media edits")
+        raise Unsupported("several media edits")
     return edits[-1][0], edits[-1][1], sum(empty) / movie_scale
 
 
-def _shift(
+def time_shift(
     cts: list[int], edit: tuple[int, int, float] | None, scale: int, movie_scale: int, audio: bool
 ) -> float:
     """Seconds to add to each cts / timescale, as FFmpeg's mov demuxer (mov_fix_index) does.
@@ -113,54 +113,55 @@ def _shift(
     duration, media_time, empty = edit
     first = min(cts)
     if media_time > first and not audio:
-        raise _Unsupported("edit starts after the first video frame")
+        raise Unsupported("edit starts after the first video frame")
     if duration and max(cts) >= media_time + duration * scale // movie_scale:
-        raise _Unsupported("samples after the edit's end")
-    return empty - max(media_time, first) / scale
+        raise Unsupported("samples after the edit's end")
+    # FFmpeg moves the empty edits (movie timescale) into the track's, rounding.
+    return (round(empty * scale) - max(media_time, first)) / scale
 
 
 def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
-    trak = _children(data, a, b)
-    mdia = _children(data, *_need(trak, b"mdia"))
-    mdhd = _need(mdia, b"mdhd")[0]
+    trak = children(data, a, b)
+    mdia = children(data, *need(trak, b"mdia"))
+    mdhd = need(mdia, b"mdhd")[0]
     scale = struct.unpack_from(">I", data, mdhd + (20 if data[mdhd] == 1 else 12))[0]
-    hdlr = _need(mdia, b"hdlr")[0]
+    hdlr = need(mdia, b"hdlr")[0]
     handler = data[hdlr + 8 : hdlr + 12].decode("latin-1")
     if handler not in ("vide", "soun"):
         return Track(handler, [], [], True)  # timecode/data tracks: not verified
-    stbl = _children(data, *_need(_children(data, *_need(mdia, b"minf")), b"stbl"))
+    stbl = children(data, *need(children(data, *need(mdia, b"minf")), b"stbl"))
     if not scale:
-        raise _Unsupported("zero timescale")
+        raise Unsupported("zero timescale")
     deltas: list[int] = []
-    for count, delta in _entries(data, _need(stbl, b"stts")[0], ">II"):
+    for count, delta in entries(data, need(stbl, b"stts")[0], ">II"):
         if len(deltas) + count > _MAX_ENTRIES:
-            raise _Unsupported("too many samples")
+            raise Unsupported("too many samples")
         deltas.extend([delta] * count)
-    (sample_size, samples) = struct.unpack_from(">II", data, _need(stbl, b"stsz")[0] + 4)
+    (sample_size, samples) = struct.unpack_from(">II", data, need(stbl, b"stsz")[0] + 4)
     if sample_size and handler == "soun":
-        raise _Unsupported("constant-size audio samples (PCM): FFmpeg reads them by chunk")
+        raise Unsupported("constant-size audio samples (PCM): FFmpeg reads them by chunk")
     if samples != len(deltas):
-        raise _Unsupported("stts and stsz disagree on the sample count")
+        raise Unsupported("stts and stsz disagree on the sample count")
     offsets = [0] * samples
     if b"ctts" in stbl:
         ctts = stbl[b"ctts"][0]
         fmt = ">Ii" if data[ctts] == 1 else ">II"
         i = 0
-        for count, offset in _entries(data, ctts, fmt):
+        for count, offset in entries(data, ctts, fmt):
             if i + count > samples:
-                raise _Unsupported("ctts longer than the track")
+                raise Unsupported("ctts longer than the track")
             offsets[i : i + count] = [offset] * count
             i += count
     first_is_sync = True  # no stss: every sample is a sync sample
     if b"stss" in stbl:
-        first_is_sync = any(n == 1 for (n,) in _entries(data, stbl[b"stss"][0], ">I"))
+        first_is_sync = any(n == 1 for (n,) in entries(data, stbl[b"stss"][0], ">I"))
     cts: list[int] = []
     dts = 0
     for delta, offset in zip(deltas, offsets, strict=True):
         cts.append(dts + offset)
         dts += delta
-    edit = _edit(data, trak, movie_scale)
-    shift = _shift(cts, edit, scale, movie_scale, handler == "soun")
+    edit = edit_list(data, trak, movie_scale)
+    shift = time_shift(cts, edit, scale, movie_scale, handler == "soun")
     pts = [t / scale + shift for t in cts]
     durations = [d / scale for d in deltas]
     if edit is not None and pts and handler == "soun":
@@ -168,11 +169,11 @@ def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
         # ms, and FFmpeg's own arithmetic here differs from this by < 1 ms: see the tests).
         durations[-1] = min(durations[-1], edit[0] / movie_scale - pts[-1])
         if durations[-1] <= 0:
-            raise _Unsupported("the edit ends before the last sample")
+            raise Unsupported("the edit ends before the last sample")
     return Track(handler, pts, durations, first_is_sync)
 
 
-def _moov(path: Path) -> bytes:
+def read_moov(path: Path) -> bytes:
     """The moov box's bytes (header included), reading only box headers elsewhere."""
     with path.open("rb") as f:
         size_total = f.seek(0, 2)
@@ -186,32 +187,32 @@ def _moov(path: Path) -> bytes:
             elif size == 0:
                 size = size_total - pos
             if size < 8:
-                raise _Unsupported("bad top-level box size")
+                raise Unsupported("bad top-level box size")
             if pos == 0 and kind != b"ftyp":
-                raise _Unsupported("not an ISO BMFF file")  # MKV, MPEG-TS: ffprobe reads those
+                raise Unsupported("not an ISO BMFF file")  # MKV, MPEG-TS: ffprobe reads those
             if kind == b"moof":
-                raise _Unsupported("fragmented file")
+                raise Unsupported("fragmented file")
             if kind == b"moov":
                 f.seek(pos)
                 return f.read(size)
             pos += size
-    raise _Unsupported("no moov box")
+    raise Unsupported("no moov box")
 
 
 def read_tracks(path: Path) -> list[Track] | None:
     """Every track of an MP4/MOV file in stream order; None if the file needs ffprobe."""
     try:
-        data = _moov(path)
+        data = read_moov(path)
         header = 16 if struct.unpack_from(">I", data)[0] == 1 else 8
-        moov = list(_boxes(data, header, len(data)))
+        moov = list(boxes(data, header, len(data)))
         if any(kind == b"mvex" for kind, _, _ in moov):
-            raise _Unsupported("fragmented file")
+            raise Unsupported("fragmented file")
         mvhd = next((a for kind, a, _ in moov if kind == b"mvhd"), None)
         if mvhd is None:
-            raise _Unsupported("no mvhd box")
+            raise Unsupported("no mvhd box")
         movie_scale = struct.unpack_from(">I", data, mvhd + (20 if data[mvhd] == 1 else 12))[0]
         if not movie_scale:
-            raise _Unsupported("zero movie timescale")
+            raise Unsupported("zero movie timescale")
         return [_track(data, a, b, movie_scale) for kind, a, b in moov if kind == b"trak"]
-    except (_Unsupported, struct.error, OSError, ValueError):
+    except (Unsupported, struct.error, OSError, ValueError):
         return None

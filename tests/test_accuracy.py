@@ -359,8 +359,8 @@ FAST_MATRIX = [
     (src, case)
     for src in VALID_SOURCES
     if src != "h264_faststart_mp4"
-    for case in ("inside_one_gop", "multi_segment")
-] + [("h264_mp4", "very_end")]
+    for case in ("inside_one_gop", "multi_segment", "very_start", "keyframe_in", "one_frame")
+] + [("h264_mp4", "very_end"), ("h264_mov", "very_end"), ("h264_mp4", "whole_file")]
 
 
 @pytest.mark.parametrize(("source", "case_name"), FAST_MATRIX)

@@ -160,8 +160,8 @@ def test_remote_cut_reads_at_most_twice_the_clip(
     out = tmp_path / "clip.mp4"
     report = engine.cut(url, out, spec, media=media)  # stage="auto": staged, as http(s)
     read = s3_proxy.bytes_to_client
-    print(f"read {read} bytes, clip {out.stat().st_size}, moov {len(mp4index._moov(src))}")
-    moov = len(mp4index._moov(src))
+    print(f"read {read} bytes, clip {out.stat().st_size}, moov {len(mp4index.read_moov(src))}")
+    moov = len(mp4index.read_moov(src))
     clip = out.stat().st_size
     assert read <= 2 * (clip + moov), f"read {read} bytes for a {clip}-byte clip (moov {moov})"
     assert report.frame_count == end - first
