@@ -279,6 +279,9 @@ SMPTE_CASES: list[tuple[str, TimecodeOrigin, int, int]] = [
     # Labels 00:00:59;20 up to 00:01:01;14: across the dropped 00:01:00;00 and ;01.
     ("h264_df_minute_mp4", TimecodeOrigin.EMBEDDED, 50, 102),
     ("h264_df_minute_mp4", TimecodeOrigin.EMBEDDED, 60, 61),  # the frame 00:01:00;02
+    # 59.94: labels 00:00:59;50 up to 00:01:00;34, across the dropped 00:01:00;00 to ;03.
+    ("h264_5994_mp4", TimecodeOrigin.EMBEDDED, 10, 51),
+    ("h264_5994_mp4", TimecodeOrigin.EMBEDDED, 20, 21),  # the frame 00:01:00;04
 ]
 
 

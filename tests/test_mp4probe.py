@@ -25,6 +25,7 @@ SOURCES = [
     "h264_mp4",
     "h264_faststart_mp4",
     "h264_df_minute_mp4",
+    "h264_5994_mp4",
     "h264_nosei_mp4",
     "h264_mov",
     "hevc_closed_mp4",
