@@ -31,7 +31,7 @@ from clipper.cutpoints import (
 from clipper.cutter import direct_copy_argv
 from clipper.encoders import output_extension as _output_extension
 from clipper.encoders import reencode_video_args
-from clipper.errors import BadRequest
+from clipper.errors import BadRequest, Canceled
 from clipper.ffmpeg import ProgressFn
 from clipper.media import Packet
 from clipper.mp4probe import Movie, open_movie
@@ -354,6 +354,9 @@ def cut(
             timeout_seconds=timeout,
             cancel=cancel,
         )
+        if cancel is not None and cancel.is_set():
+            # MP4/MOV outputs are checked in-process: no FFmpeg there to notice the cancel.
+            raise Canceled("canceled while the output was being verified")
         os.replace(staged, output)
         report_progress("verifying", 1.0)
     finally:
