@@ -29,7 +29,9 @@ types: $(STAMP)
 test: $(STAMP) lint types
 	$(VENV)/bin/pytest
 
+# The benchmark runs smartcut (extra `bench`) beside Clipper.
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) -m bench
 
 clean:
