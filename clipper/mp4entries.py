@@ -31,8 +31,9 @@ _AAC_CHANNELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 8}
 def sample_entry(data: bytes, stbl: dict[bytes, tuple[int, int]]) -> tuple[bytes, int, int]:
     """(type, start, end) of the first sample description, its 8-byte header included."""
     a, b = need(stbl, b"stsd")
-    if struct.unpack_from(">I", data, a + 4)[0] < 1:
-        raise Unsupported("no sample description")
+    if struct.unpack_from(">I", data, a + 4)[0] != 1:
+        # Several descriptions: the stream changes its settings mid-way (spliced files).
+        raise Unsupported("not exactly one sample description")
     size, kind = struct.unpack_from(">I4s", data, a + 8)
     if size < 16 or a + 8 + size > b:
         raise Unsupported("bad sample description")

@@ -280,6 +280,8 @@ def _video(
         if runs and runs[-1] != count:
             raise Unsupported("ctts and stts disagree")
     sync = _table(data, stbl[b"stss"][0], 1) if b"stss" in stbl else None
+    if sync is not None and (not sync or list(sync[:1]) != [1]):
+        raise Unsupported("the first sample is not a sync sample")
     track = _VideoTrack(
         index, _VIDEO_CODECS[kind], width, height, scale, delta, count, runs, offsets, sync, 0.0
     )
