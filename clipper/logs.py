@@ -42,23 +42,42 @@ _KEY_VALUE = re.compile(
     r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',&}]+"
 )
 
+# A cheap first look: every pattern above needs one of these literals to match at all, so
+# a string without any of them (most log text: access lines, state changes, ids, numbers)
+# skips the five substitutions. Keep it in step with the patterns (tests/test_logs.py
+# checks every pattern's examples through `redact`).
+_TRIGGER = re.compile(
+    rf"(?i)[?&;](?:{_SIGNATURE_PARAM_NAMES})=|authorization|bearer|://"
+    r"|passw(?:or)?d|secret|api_?key|private_key"
+)
+
 _secrets_lock = threading.Lock()
 _known_secrets: frozenset[str] = frozenset()
+#: The registered secrets as one alternation, longest first (so a secret containing another
+#: is removed whole); None when there are none. Rebuilt on registration, not per call.
+_known_pattern: re.Pattern[str] | None = None
+
+
+def _secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    usable = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, usable))) if usable else None
 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Add secrets (API keys, link secret, storage keys) that `redact` removes verbatim."""
-    global _known_secrets
+    global _known_secrets, _known_pattern
     fresh = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH}
     with _secrets_lock:
         _known_secrets = _known_secrets | fresh
+        _known_pattern = _secret_pattern(_known_secrets)
 
 
 def clear_secrets() -> None:
     """Forget registered secrets (tests)."""
-    global _known_secrets
+    global _known_secrets, _known_pattern
     with _secrets_lock:
         _known_secrets = frozenset()
+        _known_pattern = None
 
 
 class _HasSecrets(Protocol):
@@ -87,10 +106,14 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return `text` with link signatures, credentials, auth headers and known secrets masked."""
     if not text:
         return text
-    # Longest first, so a secret that contains another is removed whole.
-    for secret in sorted({*_known_secrets, *secrets}, key=len, reverse=True):
-        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
-            text = text.replace(secret, REDACTED)
+    pattern = _known_pattern
+    extra = tuple(secrets)
+    if extra:
+        pattern = _secret_pattern({*_known_secrets, *extra})
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    if _TRIGGER.search(text) is None:
+        return text
     text = _QUERY_PARAM.sub(rf"\g<1>{REDACTED}", text)
     text = _AUTH_HEADER.sub(_auth_sub, text)
     text = _BARE_BEARER.sub(rf"\g<1>{REDACTED}", text)
@@ -99,14 +122,20 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def redact_value(value: Any) -> Any:
-    """Redact every string inside a JSON-like value (dicts, lists, scalars)."""
+    """Redact every string inside a JSON-like value (dicts, lists, scalars).
+
+    Anything that is not JSON data is redacted as its `str()`: that is what the log line
+    would show (json.dumps(default=str)), so it must not slip past as an object.
+    """
     if isinstance(value, str):
         return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, Mapping):
         return {k: redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
-    return value
+    return redact(str(value))
 
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.

@@ -172,3 +172,59 @@ def test_setup_logging_and_state_change_line() -> None:
     assert state["status"] == "failed"
     assert "admin-secret-xyz" not in stream.getvalue()
     assert lines[1]["logger"] == "uvicorn.error"
+
+
+def _redact_every_pattern(text: str) -> str:
+    """The slow reference: every substitution on every string (what `redact` did before the
+    trigger check skipped text that cannot match)."""
+    from clipper import logs
+
+    text = logs._QUERY_PARAM.sub(rf"\g<1>{REDACTED}", text)
+    text = logs._AUTH_HEADER.sub(logs._auth_sub, text)
+    text = logs._BARE_BEARER.sub(rf"\g<1>{REDACTED}", text)
+    text = logs._URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+    return logs._KEY_VALUE.sub(rf"\g<1>{REDACTED}", text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SIGNED_URL,
+        "GET /files/clips/a.mp4?expires=1&SIG=abcdef0123 HTTP/1.1",
+        "x;token=abc123&y=1",
+        "Proxy-Authorization: Digest abcdefgh",
+        "'AUTHORIZATION': 'AWS4-HMAC-SHA256 Credential=x'",
+        "upstream said BEARER zyxwvutsrq",
+        "ftp://user:pw0rd@host/x",
+        "REDIS_PASSWD=hunter22",
+        "my-private_key: 'abcdef'",
+        "ApiKey=0123456789",
+        "client_secret = s3cr3t!!",
+        '127.0.0.1:5555 - "POST /v1/clips HTTP/1.1" 202',
+        "clip clp_0123456789abcdef queued",
+        "segments [{start: 1, end: 2}] at 00:00:01:00",
+    ],
+)
+def test_quick_path_redacts_exactly_what_every_pattern_would(text: str) -> None:
+    # The trigger check may only skip text no pattern matches: same output as the slow way.
+    assert redact(text) == _redact_every_pattern(text)
+
+
+def test_registered_secrets_longest_first_and_regex_characters_are_literal() -> None:
+    register_secrets(["abc.def+ghi", "abc.def+ghi-and-more"])
+    out = redact("a abc.def+ghi-and-more b abc.def+ghi c abcXdef+ghi")
+    assert out == f"a {REDACTED} b {REDACTED} c abcXdef+ghi"
+    clear_secrets()
+    assert redact("abc.def+ghi") == "abc.def+ghi"  # forgotten
+
+
+def test_non_json_extras_are_redacted_as_their_text() -> None:
+    class Holder:
+        def __str__(self) -> str:
+            return f"GET {SIGNED_URL}"
+
+    line = JsonFormatter().format(_record("fetch", target=Holder(), when=("x", 1)))
+    assert SIG not in line
+    entry = json.loads(line)
+    assert "clipper-sources/talk.mp4" in entry["target"]
+    assert entry["when"] == ["x", 1]
