@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.deps import get_app_settings
+from api.deps import Services, get_app_settings
 from api.ops import install_ops
 from api.problems import install_problem_handlers
 from api.routes import clips, sources
@@ -22,6 +22,7 @@ from clipper.errors import ClipperError
 from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
 from workers.queues import redis_connection
+from workers.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redis = redis_connection(settings)
     app.state.storage = open_storage(settings)
+    app.state.services = Services(
+        settings=settings,
+        redis=app.state.redis,
+        storage=app.state.storage,
+        source_stats=SourceStats(app.state.storage, settings.source_stat_ttl_seconds),
+    )
     install_problem_handlers(app)
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (async: no thread-pool hop for a constant)."""
         return {"status": "ok"}
 
     app.include_router(clips.router)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    #: How long an API process reuses a source's HEAD (size, ETag) for new submits; 0 = never.
+    source_stat_ttl_seconds: float = Field(default=1.0, ge=0, le=60)
+
     @field_validator("api_keys", "admin_keys")
     @classmethod
     def _keys_parse(cls, value: SecretStr) -> SecretStr:

@@ -96,6 +96,7 @@ def test_changed_source_fails_without_retry(
     assert record is not None
     assert record.status == "failed"
     assert record.error["field"] == "source"
+    assert record.error["code"] == "source_changed"
     job = fetch_job(conn, clip_id)
     assert job is not None
     assert job.get_status(refresh=True) == "failed"

@@ -7,6 +7,12 @@ Failure policy (RQ's `Retry` is set on every clip job at enqueue time):
   clip `failed`, sets the in-memory job's `retries_left = 0` (RQ reads it right after the
   job raises) and re-raises, so RQ lists it as failed with its reason and never retries;
 - a cancel ends the job quietly: the record already says `canceled`.
+
+The source's ETag is checked against the one the API accepted the request with twice: before
+the cut and after it (before the upload). The API may have used a second-old HEAD, and the
+source may be replaced while FFmpeg reads it; either way the clip fails with
+`source_changed` (not retried: the frames were validated against the other version) and no
+clip of the wrong version is ever stored.
 """
 
 from __future__ import annotations
@@ -53,6 +59,20 @@ CONTENT_TYPES = {
     ".mkv": "video/x-matroska",
     ".ts": "video/mp2t",
 }
+
+
+class SourceChanged(BadRequest):
+    """The source object is not the version the request was accepted for; submit again."""
+
+    code = "source_changed"
+
+
+def _check_source_version(storage: Storage, record: ClipRecord) -> None:
+    if storage.stat_source(record.source_key).etag != record.source_etag:
+        raise SourceChanged(
+            "the source was replaced after the request was accepted; submit it again",
+            field="source",
+        )
 
 
 def run_clip(clip_id: str) -> dict[str, Any] | None:
@@ -108,9 +128,7 @@ def _cut_and_store(
 ) -> dict[str, Any]:
     progress = ProgressWriter(conn, record.id)
     progress("probing", 0.0)
-    info = storage.stat_source(record.source_key)
-    if info.etag != record.source_etag:
-        raise BadRequest("the source changed after the request was accepted", field="source")
+    _check_source_version(storage, record)
     known = conn.get(keys.content(record.content_hash))
     if known and storage.stat_clip(record.object_key) is not None:
         result: dict[str, Any] = json.loads(known)  # type: ignore[arg-type]
@@ -130,7 +148,7 @@ def _cut_and_store(
     input_url = storage.source_input_url(record.source_key, ttl_seconds=link_ttl)
     config = EngineConfig.from_settings(settings)
     media = cached_probe(
-        conn, storage, record.source_key, info.etag, config=config, input_url=input_url
+        conn, storage, record.source_key, record.source_etag, config=config, input_url=input_url
     )
     spec = spec_from_request(record.request)
     ext = Path(record.object_key).suffix
@@ -157,6 +175,7 @@ def _cut_and_store(
             bytes_read = metrics.read_bytes_since(read_start)  # before the upload reads
             if watcher.event.is_set():
                 raise Canceled("canceled during the cut")
+            _check_source_version(storage, record)  # replaced while FFmpeg read it?
             progress("uploading", 0.0)
             size_bytes = output.stat().st_size
             storage.put_clip(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -70,8 +70,9 @@ class ClipRecord:
     finished_at: str = ""
 
     def to_mapping(self) -> dict[str, str]:
-        """Hash fields as strings."""
-        return encode_fields(asdict(self))
+        """Hash fields as strings (a shallow read: `asdict` deep-copies the nested dicts
+        only for them to be JSON-encoded right away, a tenth of a submit's CPU)."""
+        return encode_fields({name: getattr(self, name) for name in _FIELD_NAMES})
 
     @classmethod
     def from_mapping(cls, raw: dict[bytes, bytes]) -> ClipRecord:
@@ -90,6 +91,9 @@ class ClipRecord:
                 value = int(value)
             kwargs[f.name] = value
         return cls(**kwargs)
+
+
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ClipRecord))
 
 
 def encode_fields(values: dict[str, Any]) -> dict[str, str]:

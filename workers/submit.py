@@ -14,6 +14,10 @@ Dedup works at two levels:
 
 `Idempotency-Key`: same key + same body → the first answer's status code and the same clip;
 same key + different body → 422.
+
+The source's HEAD may come from `workers.source_stats` (a second-old memory) for a clip that
+gets queued: the worker checks the ETag again. Before any answer that hands out existing
+bytes at once (200) the HEAD is repeated, so a replaced source never gets an old clip.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ from clipper.logs import log_state_change
 from clipper.plan import FrameRange
 from clipper.settings import Settings
 from clipper.spec import Preset
-from clipper.storage import Storage, validate_key
+from clipper.storage import ObjectInfo, Storage, validate_key
 from workers import keys, metrics, records
 from workers.clipspec import body_hash, content_hash, join_hash, spec_from_request
 from workers.probe_cache import cached_probe
 from workers.queues import DEFAULT_QUEUE, enqueue_clip, job_timeout_seconds
 from workers.records import ClipRecord
+from workers.source_stats import SourceStats
 from workers.webhooks import enqueue_delivery, validate_callback_url
 
 MAX_FILENAME_LENGTH = 200
@@ -72,6 +77,29 @@ class IdempotencyConflict(BadRequest):
     """The Idempotency-Key was used before with a different body."""
 
     code = "idempotency_key_reused"
+
+
+class _StaleSource(Exception):
+    """The remembered HEAD of the source is out of date: start over with a fresh one."""
+
+
+@dataclass
+class _Source:
+    """The source's HEAD as this submit saw it, and whether it came straight from storage."""
+
+    key: str
+    info: ObjectInfo
+    fresh: bool
+    stats: SourceStats | None
+
+    def confirm(self) -> None:
+        """Before existing bytes are handed out: a fresh HEAD must show the same ETag."""
+        if self.fresh or self.stats is None:
+            return
+        current = self.stats.fresh(self.key)
+        self.fresh = True
+        if current.etag != self.info.etag:
+            raise _StaleSource
 
 
 @dataclass(frozen=True)
@@ -121,15 +149,24 @@ def submit_clip(
     owner: str,
     body: dict[str, Any],
     idempotency_key: str | None = None,
+    source_stats: SourceStats | None = None,
 ) -> Submission:
-    """Validate, dedup and (when needed) enqueue one clip request."""
+    """Validate, dedup and (when needed) enqueue one clip request.
+
+    `source_stats` (the API's) lets a queued clip use a recent HEAD of the source; without
+    it every submit asks storage.
+    """
     idem_key = keys.idempotency(owner, idempotency_key) if idempotency_key else None
     digest = body_hash(body)
     if idem_key:
         remembered = _remembered(conn, idem_key, digest)
         if remembered:
             return remembered
-    submission = _submit(conn, storage, settings, owner, body)
+    try:
+        submission = _submit(conn, storage, settings, owner, body, source_stats)
+    except _StaleSource:
+        # The source was replaced within the memory's TTL: once more, asking storage.
+        submission = _submit(conn, storage, settings, owner, body, None)
     if idem_key:
         entry: dict[str, str | int] = {
             "body_sha256": digest,
@@ -155,8 +192,25 @@ def _remembered(conn: Redis, idem_key: str, digest: str) -> Submission | None:
     return Submission(int(entry["status_code"]), record) if record else None
 
 
+def _stat(storage: Storage, stats: SourceStats | None, key: str, *, fresh: bool) -> _Source:
+    try:
+        if stats is None:
+            return _Source(key, storage.stat_source(key), True, None)
+        if fresh:
+            return _Source(key, stats.fresh(key), True, stats)
+        info, was_fresh = stats.get(key)
+        return _Source(key, info, was_fresh, stats)
+    except NotFound as exc:
+        raise NotFound(f"no source with key {key!r}", field="source") from exc
+
+
 def _submit(
-    conn: Redis, storage: Storage, settings: Settings, owner: str, body: dict[str, Any]
+    conn: Redis,
+    storage: Storage,
+    settings: Settings,
+    owner: str,
+    body: dict[str, Any],
+    stats: SourceStats | None,
 ) -> Submission:
     try:
         source_key = validate_key(body["source"])
@@ -168,13 +222,13 @@ def _submit(
     if callback_url:
         validate_callback_url(callback_url, allow_private=settings.webhook_allow_private)
     spec = spec_from_request(body)
-    try:
-        info = storage.stat_source(source_key)
-    except NotFound as exc:
-        raise NotFound(f"no source with key {source_key!r}", field="source") from exc
+    full_video = spec.is_full_video and spec.preset == Preset.ORIGINAL
+    # A full video is answered at once (200): its HEAD must be current.
+    source = _stat(storage, stats, source_key, fresh=full_video)
+    info = source.info
     media = _probe(conn, storage, settings, source_key, info.etag)
 
-    if spec.is_full_video and spec.preset == Preset.ORIGINAL:
+    if full_video:
         chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
         filename = body.get("filename") or default_filename(source_key, body, "")
         record = ClipRecord(
@@ -194,7 +248,7 @@ def _submit(
             finished_at=records.now_iso(),
         )
         jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-        return _claim(conn, storage, record, jhash)
+        return _claim(conn, storage, record, jhash, source)
 
     ranges = list(engine.resolve_ranges(media, spec))
     clip_seconds = ranges_seconds(ranges, media)
@@ -228,12 +282,14 @@ def _submit(
     known = conn.get(keys.content(chash))
     stored = bool(known) and storage.stat_clip(record.object_key) is not None
     if stored:
+        source.confirm()
         # The bytes exist already (cut for this or another client): done at once.
         record.status = "succeeded"
         record.result = json.loads(known)  # type: ignore[arg-type]
         record.finished_at = records.now_iso()
     jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-    return _claim(conn, storage, record, jhash, stored_object=record.object_key if stored else "")
+    stored_object = record.object_key if stored else ""
+    return _claim(conn, storage, record, jhash, source, stored_object=stored_object)
 
 
 def _probe(conn: Redis, storage: Storage, settings: Settings, key: str, etag: str) -> MediaInfo:
@@ -252,7 +308,13 @@ def _probe(conn: Redis, storage: Storage, settings: Settings, key: str, etag: st
 
 
 def _claim(
-    conn: Redis, storage: Storage, record: ClipRecord, jhash: str, *, stored_object: str = ""
+    conn: Redis,
+    storage: Storage,
+    record: ClipRecord,
+    jhash: str,
+    source: _Source,
+    *,
+    stored_object: str = "",
 ) -> Submission:
     """Make `record` the owner's clip for this request, or return the one already there.
 
@@ -271,7 +333,10 @@ def _claim(
             return _publish(conn, record)
         existing = records.load(conn, existing_id)
         if existing is not None and _still_good(storage, existing, stored_object):
-            return Submission(200 if existing.status == "succeeded" else 202, existing)
+            if existing.status == "succeeded":
+                source.confirm()  # its bytes are of the ETag this submit saw
+                return Submission(200, existing)
+            return Submission(202, existing)
         stale = existing_id  # failed, canceled or expired: replace it on the next try
     raise BadRequest("too many concurrent identical requests; retry", field="source")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from api.deps import ClientDep, RedisDep, SettingsDep, StorageDep
+from api.deps import ClientDep, RedisDep, ServicesDep, SettingsDep, StorageDep
 from api.models import ClipRequest, ClipResource, WebhookSecret
 from api.problems import ApiProblem
 from workers import metrics, records
@@ -46,12 +46,11 @@ def _owned(conn: RedisDep, client: str, clip_id: str) -> ClipRecord:
 def create_clip(
     body: ClipRequest,
     client: ClientDep,
-    conn: RedisDep,
-    storage: StorageDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     """Queue a clip (202); 200 when it exists already or needs no processing."""
+    conn, storage, settings = services.redis, services.storage, services.settings
     submission = submit_clip(
         conn=conn,
         storage=storage,
@@ -59,6 +58,7 @@ def create_clip(
         owner=client,
         body=body.model_dump(mode="json"),
         idempotency_key=idempotency_key,
+        source_stats=services.source_stats,
     )
     if submission.status_code == 200 and submission.record.kind == "clip":
         metrics.record_dedup_hit(conn, "existing")

@@ -16,7 +16,7 @@ When the configured backend is S3 the route answers 404: S3 serves its own links
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -53,7 +53,7 @@ def problem(status: int, code: str, title: str, detail: str) -> JSONResponse:
 FILES_PATH = "/files/{bucket}/{key:path}"
 
 
-def make_files_router(get_settings: Callable[..., Settings]) -> APIRouter:
+def make_files_router(get_settings: Callable[..., Settings | Awaitable[Settings]]) -> APIRouter:
     """A router serving local signed links, reading settings through `get_settings`."""
     router = APIRouter(tags=["files"])
 
