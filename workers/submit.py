@@ -56,13 +56,21 @@ _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
 # the join key names another clip: then that clip's id is returned and nothing is written.
 # ARGV[2] is a stale clip (failed, canceled or gone) the caller found there and may replace,
 # '' when there was none. Writing the record first keeps "a joiner always finds a record".
+# With ARGV[4] = '1' the script first looks for stored bytes of this content (KEYS[3]) and,
+# when there are some, returns them without writing: the caller checks the object is really
+# in storage and calls again (ARGV[4] = '0') with the record it then wants. A new clip thus
+# costs one round trip here instead of a GET and the script.
 _SAVE_AND_CLAIM = """
+if ARGV[4] == '1' then
+  local known = redis.call('GET', KEYS[3])
+  if known then return {'content', known} end
+end
 local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[2] then return current end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+if current and current ~= ARGV[2] then return {'joined', current} end
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
-return ''
+return {'saved', ''}
 """
 
 #: Probe results kept per API process. A (source key, ETag) names one immutable version of a
@@ -279,17 +287,8 @@ def _submit(
         timeout_seconds=job_timeout_seconds(clip_seconds, transcode=spec.preset != Preset.ORIGINAL),
         progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
     )
-    known = conn.get(keys.content(chash))
-    stored = bool(known) and storage.stat_clip(record.object_key) is not None
-    if stored:
-        source.confirm()
-        # The bytes exist already (cut for this or another client): done at once.
-        record.status = "succeeded"
-        record.result = json.loads(known)  # type: ignore[arg-type]
-        record.finished_at = records.now_iso()
     jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-    stored_object = record.object_key if stored else ""
-    return _claim(conn, storage, record, jhash, source, stored_object=stored_object)
+    return _claim(conn, storage, record, jhash, source, check_content=True)
 
 
 def _probe(conn: Redis, storage: Storage, settings: Settings, key: str, etag: str) -> MediaInfo:
@@ -314,31 +313,51 @@ def _claim(
     jhash: str,
     source: _Source,
     *,
-    stored_object: str = "",
+    check_content: bool = False,
 ) -> Submission:
     """Make `record` the owner's clip for this request, or return the one already there.
 
-    `stored_object` is an object key this request has just seen in storage (no need to look
-    again when the clip already there points at it).
+    With `check_content`, bytes already stored for the record's content hash make it a
+    `succeeded` clip at once (after a look in storage that the object is really there).
     """
     join_key = keys.join(record.owner, jhash)
+    script_keys = [join_key, keys.clip(record.id), keys.content(record.content_hash)]
     save_and_claim = conn.register_script(_SAVE_AND_CLAIM)
-    fields = [item for pair in record.to_mapping().items() for item in pair]
     stale = ""
-    for _ in range(5):
-        args: list[str | int] = [record.id, stale, keys.RECORD_TTL_SECONDS, *fields]
-        raw_id = save_and_claim(keys=[join_key, keys.clip(record.id)], args=args)
-        existing_id = bytes(raw_id).decode()
-        if not existing_id:
+    stored_object = ""  # an object this request has just seen in storage: no second look
+    for _ in range(6):
+        args: list[str | int] = [
+            record.id,
+            stale,
+            keys.RECORD_TTL_SECONDS,
+            "1" if check_content else "0",
+            *_flat(record),
+        ]
+        outcome, value = (bytes(part).decode() for part in save_and_claim(script_keys, args))
+        if outcome == "content":
+            check_content = False
+            if storage.stat_clip(record.object_key) is not None:
+                source.confirm()
+                # The bytes exist already (cut for this or another client): done at once.
+                record.status = "succeeded"
+                record.result = json.loads(value)
+                record.finished_at = records.now_iso()
+                stored_object = record.object_key
+            continue
+        if outcome == "saved":
             return _publish(conn, record)
-        existing = records.load(conn, existing_id)
+        existing = records.load(conn, value)
         if existing is not None and _still_good(storage, existing, stored_object):
             if existing.status == "succeeded":
                 source.confirm()  # its bytes are of the ETag this submit saw
                 return Submission(200, existing)
             return Submission(202, existing)
-        stale = existing_id  # failed, canceled or expired: replace it on the next try
+        stale = value  # failed, canceled or expired: replace it on the next try
     raise BadRequest("too many concurrent identical requests; retry", field="source")
+
+
+def _flat(record: ClipRecord) -> list[str]:
+    return [item for pair in record.to_mapping().items() for item in pair]
 
 
 def _still_good(storage: Storage, record: ClipRecord, stored_object: str = "") -> bool:
