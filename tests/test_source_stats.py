@@ -257,3 +257,44 @@ def test_full_video_always_shows_the_current_version(
     assert full.status_code == 200
     assert full.json()["result"]["size_bytes"] == media_h264_mkv.path.stat().st_size
     assert media_h264_mkv.path.stat().st_size != media_h264_mp4.path.stat().st_size
+
+
+def test_concurrent_first_submits_share_one_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of first submits for one new source starts one probe; a failed probe is not
+    shared (each request then probes for itself and gets its own error)."""
+    from workers import probe_cache
+
+    calls: list[str] = []
+    fail = {"bad"}
+
+    def slow_probe(conn: Any, storage: Any, key: str, etag: str, **_: Any) -> Any:
+        calls.append(key)
+        time.sleep(0.2)
+        if key in fail:
+            raise NotFound("not media")
+        return f"media of {key}@{etag}"
+
+    monkeypatch.setattr(probe_cache, "cached_probe", slow_probe)
+    settings = Settings()
+    results: list[Any] = []
+
+    def submit(key: str) -> None:
+        try:
+            results.append(probe_cache.remembered_probe(None, None, settings, key, "e1"))  # type: ignore[arg-type]
+        except NotFound as exc:
+            results.append(exc)
+
+    for key, expected_calls in ((f"new-{uuid.uuid4().hex}", 1), ("bad", 10)):
+        calls.clear()
+        results.clear()
+        threads = [threading.Thread(target=submit, args=(key,)) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(calls) == expected_calls
+        assert len(results) == 10
+        if expected_calls == 1:
+            assert set(results) == {f"media of {key}@e1"}
+        else:
+            assert all(isinstance(r, NotFound) for r in results)

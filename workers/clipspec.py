@@ -1,4 +1,5 @@
-"""The accepted request body (plain JSON) ↔ the engine's `CutSpec`, and content hashing.
+"""The accepted request body (plain JSON) ↔ the engine's `CutSpec`, content hashing and the
+download file name (checked when given, derived from the source and range when not).
 
 The API stores the request as JSON in the clip record; the worker rebuilds the same
 `CutSpec` from it, so both sides resolve exactly the same frames.
@@ -9,10 +10,50 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import posixpath
+import re
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
+from clipper.engine import MediaInfo
+from clipper.errors import UnsafeInput
+from clipper.plan import FrameRange
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
+
+MAX_FILENAME_LENGTH = 200
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
+
+
+def validate_filename(filename: str) -> str:
+    """Refuse download names that could inject headers or paths."""
+    if not filename.strip() or len(filename) > MAX_FILENAME_LENGTH:
+        raise UnsafeInput(f"filename must be 1..{MAX_FILENAME_LENGTH} characters", field="filename")
+    if _UNSAFE_FILENAME.search(filename) or filename in (".", ".."):
+        raise UnsafeInput(
+            "filename must not contain control characters, quotes or slashes", field="filename"
+        )
+    return filename
+
+
+def ranges_seconds(ranges: list[FrameRange], media: MediaInfo) -> float:
+    """Total length of the resolved frame ranges in seconds."""
+    frames = sum(r.end - r.start for r in ranges)
+    return float(Fraction(frames) / media.frame_rate)
+
+
+def default_filename(source_key: str, request: dict[str, Any], ext: str) -> str:
+    """`<source stem>_<start>-<end><ext>`, or the source's own name for a full video."""
+    stem, source_ext = posixpath.splitext(posixpath.basename(source_key))
+    start, end = request.get("start"), request.get("end")
+    if request.get("segments"):
+        suffix = f"_{len(request['segments'])}segments"
+    elif start is None and end is None:
+        suffix = ""
+    else:
+        suffix = f"_{start or 0}-{end or 'end'}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{stem}{suffix}").strip("_") or "clip"
+    return name[: MAX_FILENAME_LENGTH - len(ext or source_ext)] + (ext or source_ext)
 
 
 def spec_from_request(request: dict[str, Any]) -> CutSpec:

@@ -23,34 +23,32 @@ bytes at once (200) the HEAD is repeated, so a replaced source never gets an old
 from __future__ import annotations
 
 import json
-import posixpath
-import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from redis import Redis
 
 from clipper import engine
-from clipper.engine import EngineConfig, MediaInfo
 from clipper.errors import BadRequest, NotFound, UnsafeInput
 from clipper.logs import log_state_change
-from clipper.plan import FrameRange
 from clipper.settings import Settings
 from clipper.spec import Preset
 from clipper.storage import ObjectInfo, Storage, validate_key
 from workers import keys, metrics, records
-from workers.clipspec import body_hash, content_hash, join_hash, spec_from_request
-from workers.probe_cache import cached_probe
+from workers.clipspec import (
+    body_hash,
+    content_hash,
+    default_filename,
+    join_hash,
+    ranges_seconds,
+    spec_from_request,
+    validate_filename,
+)
+from workers.probe_cache import remembered_probe
 from workers.queues import DEFAULT_QUEUE, enqueue_clip, job_timeout_seconds
 from workers.records import ClipRecord
 from workers.source_stats import SourceStats
 from workers.webhooks import enqueue_delivery, validate_callback_url
-
-MAX_FILENAME_LENGTH = 200
-_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
 
 # Save the new clip record and point the owner's join key at it, in one round trip, unless
 # the join key names another clip: then that clip's id is returned and nothing is written.
@@ -72,13 +70,6 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
 return {'saved', ''}
 """
-
-#: Probe results kept per API process. A (source key, ETag) names one immutable version of a
-#: source, so a remembered MediaInfo never goes stale; it saves a Redis read and the JSON
-#: decoding on every submit.
-PROBE_MEMO_SIZE = 64
-_probe_memo: OrderedDict[tuple[str, str], MediaInfo] = OrderedDict()
-_probe_memo_lock = threading.Lock()
 
 
 class IdempotencyConflict(BadRequest):
@@ -116,37 +107,6 @@ class Submission:
 
     status_code: int
     record: ClipRecord
-
-
-def validate_filename(filename: str) -> str:
-    """Refuse download names that could inject headers or paths."""
-    if not filename.strip() or len(filename) > MAX_FILENAME_LENGTH:
-        raise UnsafeInput(f"filename must be 1..{MAX_FILENAME_LENGTH} characters", field="filename")
-    if _UNSAFE_FILENAME.search(filename) or filename in (".", ".."):
-        raise UnsafeInput(
-            "filename must not contain control characters, quotes or slashes", field="filename"
-        )
-    return filename
-
-
-def ranges_seconds(ranges: list[FrameRange], media: MediaInfo) -> float:
-    """Total length of the resolved frame ranges in seconds."""
-    frames = sum(r.end - r.start for r in ranges)
-    return float(Fraction(frames) / media.frame_rate)
-
-
-def default_filename(source_key: str, request: dict[str, Any], ext: str) -> str:
-    """`<source stem>_<start>-<end><ext>`, or the source's own name for a full video."""
-    stem, source_ext = posixpath.splitext(posixpath.basename(source_key))
-    start, end = request.get("start"), request.get("end")
-    if request.get("segments"):
-        suffix = f"_{len(request['segments'])}segments"
-    elif start is None and end is None:
-        suffix = ""
-    else:
-        suffix = f"_{start or 0}-{end or 'end'}"
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{stem}{suffix}").strip("_") or "clip"
-    return name[: MAX_FILENAME_LENGTH - len(ext or source_ext)] + (ext or source_ext)
 
 
 def submit_clip(
@@ -234,7 +194,7 @@ def _submit(
     # A full video is answered at once (200): its HEAD must be current.
     source = _stat(storage, stats, source_key, fresh=full_video)
     info = source.info
-    media = _probe(conn, storage, settings, source_key, info.etag)
+    media = remembered_probe(conn, storage, settings, source_key, info.etag)
 
     if full_video:
         chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
@@ -289,21 +249,6 @@ def _submit(
     )
     jhash = join_hash(chash, filename=filename, callback_url=callback_url)
     return _claim(conn, storage, record, jhash, source, check_content=True)
-
-
-def _probe(conn: Redis, storage: Storage, settings: Settings, key: str, etag: str) -> MediaInfo:
-    """The probe of this source version: this process's memo, else the Redis cache or ffprobe."""
-    with _probe_memo_lock:
-        media = _probe_memo.get((key, etag))
-        if media is not None:
-            _probe_memo.move_to_end((key, etag))
-            return media
-    media = cached_probe(conn, storage, key, etag, config=EngineConfig.from_settings(settings))
-    with _probe_memo_lock:
-        _probe_memo[(key, etag)] = media
-        while len(_probe_memo) > PROBE_MEMO_SIZE:
-            _probe_memo.popitem(last=False)
-    return media
 
 
 def _claim(
