@@ -14,6 +14,7 @@ from pathlib import Path
 from clipper import probe as probing
 from clipper.cutter import floor_seconds
 from clipper.encoders import SMART_CUT_CODECS
+from clipper.errors import InvalidMedia
 from clipper.plan import FrameRange, SegmentPlan, plan_exact, plan_fast, plan_reencode
 from clipper.probe import MediaInfo, Packet
 from clipper.spec import Accuracy, CutSpec, Preset
@@ -26,6 +27,9 @@ END_WINDOW_SECONDS = 1.0
 #: MPEG-TS seeks land anywhere in a GOP: list packets from this far before an in-point so
 #: the keyframe at or before it is known.
 TS_LOOKBACK_SECONDS = 5.0
+#: How far from the constant-rate grid (in frames) a frame time may lie: MKV's millisecond
+#: timestamps stay within 0.03 of a frame even at 59.94 fps.
+GRID_TOLERANCE_FRAMES = 0.25
 #: Seconds decoded where a pure stream copy starts (its first keyframe decodes cleanly).
 COPY_START_DECODE_SECONDS = 0.1
 #: Seconds decoded at the start of each copied part and at the end of the clip: the frames
@@ -135,6 +139,50 @@ def _plain_seconds(value: object, default: float | None) -> float | None:
     return None
 
 
+def check_constant_rate(media: MediaInfo, packets: list[Packet], first: FrameRange) -> None:
+    """InvalidMedia when the listed frames show a variable frame rate.
+
+    Frame indices come from timestamps on a grid of 1/frame rate from the first frame; a
+    variable-frame-rate source (phones record those) breaks that model, and a cut made with it
+    would hold other frames than the ones asked for. Two signs, where the cut is decided:
+    a frame time off the grid, or a hole in the grid from the keyframe before the first
+    in-point over the next seconds (the listing is complete there). MP4/MOV files missing
+    frames elsewhere are caught by the probe (fewer frames than their duration holds).
+    """
+    rate = float(media.frame_rate)
+    start = media.video.start_seconds
+    for p in packets:
+        position = (p.pts - start) * rate
+        off = abs(position - round(position))
+        if off > GRID_TOLERANCE_FRAMES:
+            _variable(f"the frame at {p.pts - start:.3f} s is {off:.2f} frame off the grid", rate)
+    indices = [frame_index(media, p.pts) for p in packets]
+    keys = [i for p, i in zip(packets, indices, strict=True) if p.keyframe and i <= first.start]
+    if not keys:
+        return
+    # The listing (packet_intervals) runs without a gap from that keyframe to
+    # KEYFRAME_WINDOW_SECONDS past the in-point, or to END_WINDOW_SECONDS past a nearer
+    # out-point; its last frames in display order may be missing where decode order stops.
+    reach = first.start + int(KEYFRAME_WINDOW_SECONDS * rate)
+    if first.end < reach:
+        reach = first.end + int(END_WINDOW_SECONDS * rate)
+    # (A staged copy of the source ends sooner: 0.5 s past the last out-point.)
+    highest = min(reach, max(indices)) - media.video.has_b_frames - 2
+    seen = set(indices)
+    missing = [i for i in range(max(keys), highest + 1) if i not in seen]
+    if missing:
+        _variable(f"no frame at {missing[0] / rate:.3f} s of the constant-rate grid", rate)
+
+
+def _variable(detail: str, rate: float) -> None:
+    raise InvalidMedia(
+        f"the source has a variable frame rate ({detail}, {rate:.3f} fps nominal): Clipper "
+        "cuts frame-exactly only constant-frame-rate video; convert it first "
+        "(ffmpeg -fps_mode cfr)",
+        field="source",
+    )
+
+
 def packet_intervals(
     media: MediaInfo, ranges: list[FrameRange]
 ) -> list[tuple[float, float | None]]:
@@ -171,6 +219,7 @@ def plan_segments(
         packets = probing.read_packets(
             source, media, packet_intervals(media, ranges), ffprobe_path=ffprobe_path, cancel=cancel
         )
+    check_constant_rate(media, packets, min(ranges, key=lambda r: r.start))
     keys = sorted({frame_index(media, p.pts) for p in packets if p.keyframe})
     if spec.preset is not Preset.ORIGINAL:
         reason = f"preset {spec.preset.value} re-encodes the range"

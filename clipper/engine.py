@@ -31,7 +31,7 @@ from clipper.cutpoints import (
 from clipper.cutter import direct_copy_argv
 from clipper.encoders import output_extension as _output_extension
 from clipper.encoders import reencode_video_args
-from clipper.errors import BadRequest, Canceled
+from clipper.errors import BadRequest, Canceled, InvalidMedia
 from clipper.ffmpeg import ProgressFn
 from clipper.media import Packet
 from clipper.mp4probe import Movie, open_movie
@@ -133,6 +133,13 @@ def _frame(media: MediaInfo, spec: CutSpec, value: float | int | str, field: str
 def resolve_ranges(media: MediaInfo, spec: CutSpec) -> list[FrameRange]:
     """Requested segments → frame ranges; BadRequest naming "start"/"end" for a single
     segment, "segments[i].start"/"segments[i].end" otherwise."""
+    if media.variable_frame_rate:
+        raise InvalidMedia(
+            f"the source has a variable frame rate ({media.frame_count} frames where "
+            f"{media.video.frame_rate} fps would give more): Clipper cuts frame-exactly only "
+            "constant-frame-rate video; convert it first (ffmpeg -fps_mode cfr)",
+            field="source",
+        )
     single = len(spec.segments) == 1
     total = media.frame_count
     ranges = []

@@ -14,6 +14,9 @@ from typing import Any
 from clipper.errors import InvalidMedia
 from clipper.timecode import parse_frame_rate
 
+#: Frames a constant-rate stream may lack against its duration (rounding of the last frame's
+#: duration, edit lists) before it counts as variable-rate; 1 % of the count on long files.
+VFR_MISSING_FRAMES = 2.0
 #: ffprobe format_name (first entry) → short container name.
 CONTAINERS = {"mov": "mov", "matroska": "matroska", "mpegts": "mpegts", "mxf": "mxf"}
 
@@ -73,6 +76,9 @@ class MediaInfo:
     #: none, None when not read (only re-encoding needs them).
     x264_options: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: The container holds clearly fewer frames than its duration at the nominal rate takes:
+    #: frames are missing or timed irregularly, and times cannot be mapped to frames.
+    variable_frame_rate: bool = False
 
     @property
     def frame_rate(self) -> Fraction:
@@ -202,6 +208,8 @@ def parse_media_info(data: dict[str, Any]) -> MediaInfo:
     )
     duration = _float(v.get("duration")) or _float(fmt.get("duration"))
     frames = int_or_none(v.get("nb_frames")) or 0
+    expected = _float(v.get("duration")) * float(rate)
+    variable = bool(frames) and frames < expected - max(VFR_MISSING_FRAMES, 0.01 * expected)
     if frames <= 0:
         frames = max(1, round(duration * float(rate)))
     format_name = str(fmt.get("format_name") or "")
@@ -217,4 +225,5 @@ def parse_media_info(data: dict[str, Any]) -> MediaInfo:
         start_timecode=timecode,
         frame_count=frames,
         encoder=(v.get("tags") or {}).get("encoder") or tags.get("encoder"),
+        variable_frame_rate=variable,
     )
