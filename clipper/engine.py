@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -23,26 +23,23 @@ from clipper.cutpoints import (
     frame_index,
     guess_fits,
     guessed_intervals,
-    leading_pictures,
     merge_intervals,
     packet_intervals,
-    plan_segments,
 )
 from clipper.cutter import direct_copy_argv
 from clipper.encoders import output_extension as _output_extension
 from clipper.encoders import reencode_video_args
-from clipper.errors import BadRequest, Canceled, InvalidMedia
+from clipper.errors import Canceled
 from clipper.ffmpeg import ProgressFn
-from clipper.media import Packet
-from clipper.mp4probe import Movie, open_movie
-from clipper.plan import FrameRange, SegmentPlan
+from clipper.plan import FrameRange
+from clipper.prepare import in_process_movie, plan_cut, ts_added_units
 from clipper.probe import MediaInfo
+from clipper.ranges import resolve_ranges
 from clipper.report import AccuracyReport, overall_strategy, segment_report
 from clipper.run_parts import run_jobs
 from clipper.settings import Settings
 from clipper.spec import Accuracy, CutSpec, Preset
-from clipper.staging import stage as stage_span
-from clipper.timecode import describe_frame, time_to_frame
+from clipper.timecode import describe_frame
 from clipper.verify import verify_output
 
 __all__ = [
@@ -120,52 +117,6 @@ def keyframes_near(
     )
 
 
-def _frame(media: MediaInfo, spec: CutSpec, value: float | int | str, field: str) -> int:
-    return time_to_frame(
-        value,
-        media.frame_rate,
-        start_timecode=media.start_timecode,
-        origin=spec.timecode_origin,
-        field=field,
-    )
-
-
-def resolve_ranges(media: MediaInfo, spec: CutSpec) -> list[FrameRange]:
-    """Requested segments → frame ranges; BadRequest naming "start"/"end" for a single
-    segment, "segments[i].start"/"segments[i].end" otherwise."""
-    if media.variable_frame_rate:
-        raise InvalidMedia(
-            f"the source has a variable frame rate ({media.frame_count} frames where "
-            f"{media.video.frame_rate} fps would give more): Clipper cuts frame-exactly only "
-            "constant-frame-rate video; convert it first (ffmpeg -fps_mode cfr)",
-            field="source",
-        )
-    single = len(spec.segments) == 1
-    total = media.frame_count
-    ranges = []
-    for i, seg in enumerate(spec.segments):
-        f_start = "start" if single else f"segments[{i}].start"
-        f_end = "end" if single else f"segments[{i}].end"
-        start = 0 if seg.start is None else _frame(media, spec, seg.start, f_start)
-        end = total if seg.end is None else _frame(media, spec, seg.end, f_end)
-        if start >= total:
-            raise BadRequest(
-                f"start is at or past the end of the source ({media.duration_seconds:.3f} s)",
-                field=f_start,
-            )
-        if end == total + 1:
-            end = total  # a client's "end = duration" rounded up by less than a frame
-        if end > total:
-            raise BadRequest(
-                f"end is past the end of the source ({media.duration_seconds:.3f} s)",
-                field=f_end,
-            )
-        if end <= start:
-            raise BadRequest("end must be after start (the range selects no frame)", field=f_end)
-        ranges.append(FrameRange(start, end))
-    return ranges
-
-
 def _timeout(config: EngineConfig, frames: int, media: MediaInfo) -> float:
     if config.timeout_seconds is not None:
         return config.timeout_seconds
@@ -173,79 +124,10 @@ def _timeout(config: EngineConfig, frames: int, media: MediaInfo) -> float:
     return TIMEOUT_BASE_SECONDS + TIMEOUT_PER_CLIP_SECOND * seconds
 
 
-#: NAL unit types the MPEG-TS muxer adds in-band: parameter sets and access unit delimiters.
-_TS_ADDED_UNITS = {"h264": "7|8|9", "hevc": "32|33|34|35"}
-
-
-def _ts_added_units(source_container: str, media: MediaInfo) -> str | None:
-    """NAL types to strip when `media` is an MPEG-TS stage of an MP4/MOV/MKV source."""
-    if media.container != "mpegts" or source_container not in ("mov", "matroska"):
-        return None
-    return _TS_ADDED_UNITS.get(media.video.codec)
-
-
 def _wants_stage(config: EngineConfig, source: str | Path) -> bool:
     if config.stage == "auto":
         return ffmpeg.is_remote(source)
     return config.stage == "always"
-
-
-def _movie(source: str | Path, spec: CutSpec) -> Movie | None:
-    """The in-process reading of a local MP4/MOV source, for cuts that copy every packet
-    (one range, `fast`, `original`: nothing is re-encoded); None otherwise or if unsuited."""
-    copies_only = spec.accuracy is Accuracy.FAST and spec.preset is Preset.ORIGINAL
-    if not copies_only or len(spec.segments) != 1 or ffmpeg.is_remote(source):
-        return None
-    return open_movie(Path(ffmpeg.media_url(source).removeprefix("file:")))
-
-
-def _plan(
-    source: str | Path,
-    media: MediaInfo,
-    spec: CutSpec,
-    ranges: list[FrameRange],
-    workdir: Path,
-    config: EngineConfig,
-    staging: bool,
-    listed: list[Packet] | None,
-    timeout: float,
-    cancel: threading.Event | None,
-) -> tuple[str | Path, MediaInfo, list[SegmentPlan], list[int], list[Packet]]:
-    """(what to read, its MediaInfo, plans, keyframes, packets), staging the span first
-    when asked: then packets are listed from the local copy, not the remote source."""
-    original, found = source, media
-    if staging:
-        got = stage_span(
-            source,
-            media,
-            ranges,
-            workdir,
-            ffmpeg_path=config.ffmpeg_path,
-            ffprobe_path=config.ffprobe_path,
-            timeout=timeout,
-            cancel=cancel,
-        )
-        if got is not None:
-            source, media = got
-            listed = None
-    plans, keys, packets = plan_segments(
-        source, media, spec, ranges, ffprobe_path=config.ffprobe_path, cancel=cancel, packets=listed
-    )
-    first = min(r.start for r in ranges)
-    if source is not original and (
-        not any(k <= first for k in keys) or any(leading_pictures(media, packets).values())
-    ):
-        # The stage began after the keyframe the first part needs (an MPEG-TS byte seek
-        # landed late), or on an open-GOP keyframe whose leading pictures reference frames
-        # the stage does not hold: read the source itself.
-        return _plan(original, found, spec, ranges, workdir, config, False, None, timeout, cancel)
-    if any(p.mode == "encode" for plan in plans for p in plan.parts):
-        # x264 writes its settings only into the source's first frame: read them there.
-        x264 = probing.with_encoder_settings(
-            original, found, ffmpeg_path=config.ffmpeg_path, cancel=cancel
-        ).x264_options
-        media = replace(media, x264_options=x264)
-    return source, media, plans, keys, packets
 
 
 def cut(
@@ -263,7 +145,7 @@ def cut(
     report_progress("probing", 0.0)
     staging = _wants_stage(config, source)
     listed = None
-    movie = _movie(source, spec) if media is None and not staging else None
+    movie = in_process_movie(source, spec) if media is None and not staging else None
     if movie is not None:
         media = movie.media
     if media is None:
@@ -293,8 +175,18 @@ def cut(
     staged = output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
     try:
         container = media.container
-        source, media, plans, keys, packets = _plan(
-            source, media, spec, ranges, workdir, config, staging, listed, timeout, cancel
+        source, media, plans, keys, packets = plan_cut(
+            source,
+            media,
+            spec,
+            ranges,
+            workdir,
+            ffmpeg_path=config.ffmpeg_path,
+            ffprobe_path=config.ffprobe_path,
+            staging=staging,
+            listed=listed,
+            timeout=timeout,
+            cancel=cancel,
         )
         report_progress("probing", 1.0)
         tc = None
@@ -317,7 +209,7 @@ def cut(
                 extension=extension,
                 start_timecode=tc,
                 ffmpeg_path=config.ffmpeg_path,
-                strip_units=_ts_added_units(container, media),
+                strip_units=ts_added_units(container, media),
             )
             seconds = plans[0].delivered.count / float(media.frame_rate)
             ffmpeg.run(

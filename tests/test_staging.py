@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clipper import engine, mp4index
+from clipper import engine, mp4index, prepare
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
 from clipper.storage.s3 import S3Storage
 from tests import framecheck as fc
@@ -27,14 +27,14 @@ MD5 = ("-f", "framemd5", "-")
 def staged_cuts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every engine.cut runs with staging forced on; records what each stage produced."""
     results: list[Any] = []
-    real_stage = engine.stage_span
+    real_stage = prepare.stage_span
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         result = real_stage(*args, **kwargs)
         results.append(result)
         return result
 
-    monkeypatch.setattr(engine, "stage_span", spy)
+    monkeypatch.setattr(prepare, "stage_span", spy)
     monkeypatch.setattr(engine, "cut", functools.partial(engine.cut, config=ALWAYS))
     return results
 
