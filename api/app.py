@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.deps import Services, get_app_settings
+from api.inline_submit import InlineSubmits
 from api.ops import install_ops
 from api.problems import install_problem_handlers
 from api.routes import clips, sources
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("storage not ready at start-up: %s", exc.code)
         yield
         app.state.redis.close()
+        app.state.services.inline.close()
 
     app = FastAPI(
         title="Clipper",
@@ -55,11 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redis = redis_connection(settings)
     app.state.storage = open_storage(settings)
+    source_stats = SourceStats(app.state.storage, settings.source_stat_ttl_seconds)
     app.state.services = Services(
         settings=settings,
         redis=app.state.redis,
         storage=app.state.storage,
-        source_stats=SourceStats(app.state.storage, settings.source_stat_ttl_seconds),
+        source_stats=source_stats,
+        inline=InlineSubmits.from_settings(settings, app.state.storage, source_stats),
     )
     install_problem_handlers(app)
 

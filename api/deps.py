@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis import Redis
 
+from api.inline_submit import InlineSubmits
 from api.problems import ApiProblem
 from clipper.settings import Settings
 from clipper.storage import Storage
@@ -49,10 +50,12 @@ class Services:
     redis: Redis
     storage: Storage
     source_stats: SourceStats
+    inline: InlineSubmits
 
 
 async def get_services(request: Request) -> Services:
-    """The app's settings, Redis, storage and source-HEAD memory (`workers.source_stats`)."""
+    """The app's settings, Redis, storage, source-HEAD memory (`workers.source_stats`) and
+    warm-submit runner (`api.inline_submit`)."""
     services: Services = request.app.state.services
     return services
 

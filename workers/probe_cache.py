@@ -53,6 +53,12 @@ _probe_flights: dict[tuple[str, str], threading.Event] = {}
 PROBE_WAIT_SECONDS = 120.0
 
 
+def peek_probe(key: str, etag: str) -> MediaInfo | None:
+    """This process's probe of that source version, if it has one (never probes)."""
+    with _probe_memo_lock:
+        return _probe_memo.get((key, etag))
+
+
 def remembered_probe(
     conn: Redis, storage: Storage, settings: Settings, key: str, etag: str
 ) -> MediaInfo:

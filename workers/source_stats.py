@@ -89,6 +89,14 @@ class SourceStats:
         # so each request gets its own NotFound or TransientError.
         return self.fresh(key), True
 
+    def peek(self, key: str) -> ObjectInfo | None:
+        """The remembered HEAD if still within the TTL; never asks storage."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or self.ttl_seconds <= 0 or self._clock() >= entry[0]:
+            return None
+        return entry[1]
+
     def fresh(self, key: str) -> ObjectInfo:
         """HEAD the source now and remember the answer; NotFound forgets the key."""
         with self._lock:

@@ -29,6 +29,7 @@ from typing import Any
 from redis import Redis
 
 from clipper import engine
+from clipper.engine import MediaInfo
 from clipper.errors import BadRequest, NotFound, UnsafeInput
 from clipper.logs import log_state_change
 from clipper.settings import Settings
@@ -76,6 +77,19 @@ class IdempotencyConflict(BadRequest):
     """The Idempotency-Key was used before with a different body."""
 
     code = "idempotency_key_reused"
+
+
+class NeedsThread(Exception):
+    """A warm submit met something that may block (storage, DNS, an existing clip to look
+    at): nothing was written; do the whole submit again with `submit_clip` in a thread."""
+
+
+@dataclass(frozen=True)
+class Warm:
+    """A source version whose HEAD and probe this process already holds in memory."""
+
+    info: ObjectInfo
+    media: MediaInfo
 
 
 class _StaleSource(Exception):
@@ -146,6 +160,22 @@ def submit_clip(
     return submission
 
 
+def submit_warm(
+    *,
+    conn: Redis,
+    storage: Storage,
+    settings: Settings,
+    owner: str,
+    body: dict[str, Any],
+    warm: Warm,
+    source_stats: SourceStats,
+) -> Submission:
+    """`submit_clip` for a new clip of a warm source, blocking on nothing but Redis (two
+    round trips): for the API's event loop. Raises NeedsThread, having written nothing, for
+    every other case (callback URL, full video, an identical or stored clip)."""
+    return _submit(conn, storage, settings, owner, body, source_stats, warm=warm)
+
+
 def _remembered(conn: Redis, idem_key: str, digest: str) -> Submission | None:
     raw = conn.get(idem_key)
     if not raw:
@@ -179,6 +209,8 @@ def _submit(
     owner: str,
     body: dict[str, Any],
     stats: SourceStats | None,
+    *,
+    warm: Warm | None = None,
 ) -> Submission:
     try:
         source_key = validate_key(body["source"])
@@ -187,14 +219,22 @@ def _submit(
     if body.get("filename") is not None:
         validate_filename(body["filename"])
     callback_url = body.get("callback_url") or ""
+    if callback_url and warm is not None:
+        raise NeedsThread  # the check resolves the host name
     if callback_url:
         validate_callback_url(callback_url, allow_private=settings.webhook_allow_private)
     spec = spec_from_request(body)
     full_video = spec.is_full_video and spec.preset == Preset.ORIGINAL
-    # A full video is answered at once (200): its HEAD must be current.
-    source = _stat(storage, stats, source_key, fresh=full_video)
-    info = source.info
-    media = remembered_probe(conn, storage, settings, source_key, info.etag)
+    if warm is not None:
+        if full_video:
+            raise NeedsThread  # answered at once: its HEAD must be fresh
+        source = _Source(source_key, warm.info, False, stats)
+        info, media = warm.info, warm.media
+    else:
+        # A full video is answered at once (200): its HEAD must be current.
+        source = _stat(storage, stats, source_key, fresh=full_video)
+        info = source.info
+        media = remembered_probe(conn, storage, settings, source_key, info.etag)
 
     if full_video:
         chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
@@ -248,7 +288,7 @@ def _submit(
         progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
     )
     jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-    return _claim(conn, storage, record, jhash, source, check_content=True)
+    return _claim(conn, storage, record, jhash, source, check_content=True, inline=bool(warm))
 
 
 def _claim(
@@ -259,6 +299,7 @@ def _claim(
     source: _Source,
     *,
     check_content: bool = False,
+    inline: bool = False,
 ) -> Submission:
     """Make `record` the owner's clip for this request, or return the one already there.
 
@@ -279,6 +320,8 @@ def _claim(
             *_flat(record),
         ]
         outcome, value = (bytes(part).decode() for part in save_and_claim(script_keys, args))
+        if inline and outcome != "saved":
+            raise NeedsThread  # the script wrote nothing; what follows may ask storage
         if outcome == "content":
             check_content = False
             if storage.stat_clip(record.object_key) is not None:
