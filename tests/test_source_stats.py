@@ -72,6 +72,38 @@ def test_remembers_for_ttl_then_asks_again() -> None:
     assert library.calls == 2
 
 
+def _wait_for_heads(stats: SourceStats, library: _Library, count: int) -> None:
+    """Until `count` HEADs were sent and no refresh is still running."""
+    deadline = time.monotonic() + 5
+    while (library.calls < count or stats._flights) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert library.calls == count
+
+
+def test_peek_never_asks_and_refreshes_an_entry_in_use_past_half_its_ttl() -> None:
+    library, clock = _Library(), _Clock()
+    library.etags["a"] = "e1"
+    stats = SourceStats(library, 1.0, clock=clock)  # type: ignore[arg-type]
+    assert stats.peek("a") is None  # nothing known: no HEAD from peek
+    assert library.calls == 0
+    stats.get("a")
+    library.etags["a"] = "e2"
+    clock.now += 0.3
+    peeked = stats.peek("a")
+    assert peeked is not None and peeked.etag == "e1"
+    assert library.calls == 1  # young entry: no refresh
+    clock.now += 0.3  # past half the TTL
+    peeked = stats.peek("a")
+    assert peeked is not None and peeked.etag == "e1"  # still answers at once ...
+    _wait_for_heads(stats, library, 2)  # ... and one background HEAD refreshed it
+    clock.now += 0.6  # the first entry would have expired by now
+    peeked = stats.peek("a")
+    assert peeked is not None and peeked.etag == "e2"
+    _wait_for_heads(stats, library, 3)  # past half again: refreshed again
+    clock.now += 1.0  # unused for a whole TTL: gone
+    assert stats.peek("a") is None
+
+
 def test_ttl_zero_always_asks_and_missing_sources_are_not_remembered() -> None:
     library = _Library()
     stats = SourceStats(library, 0.0)  # type: ignore[arg-type]

@@ -28,6 +28,8 @@ from clipper.storage import ObjectInfo, Storage
 
 #: Sources remembered per process (least recently used go first).
 MAX_ENTRIES = 1024
+#: Fraction of the TTL left when `peek` starts a background refresh of an entry in use.
+REFRESH_AT = 0.5
 #: Longest a follower waits for the leader's HEAD before asking storage itself.
 FOLLOWER_WAIT_SECONDS = 10.0
 
@@ -90,12 +92,33 @@ class SourceStats:
         return self.fresh(key), True
 
     def peek(self, key: str) -> ObjectInfo | None:
-        """The remembered HEAD if still within the TTL; never asks storage."""
+        """The remembered HEAD if still within the TTL; never asks storage on this thread.
+
+        Past half its TTL an entry in use is refreshed by a background HEAD, so a source
+        under steady traffic never expires (each answer stays at most `ttl_seconds` old)
+        and a burst does not find it expired all at once.
+        """
+        now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
-        if entry is None or self.ttl_seconds <= 0 or self._clock() >= entry[0]:
-            return None
+            if entry is None or self.ttl_seconds <= 0 or now >= entry[0]:
+                return None
+            refresh = now >= entry[0] - self.ttl_seconds * REFRESH_AT and key not in self._flights
+            if refresh:
+                flight = self._flights[key] = _Flight()
+        if refresh:
+            threading.Thread(target=self._refresh, args=(key, flight), daemon=True).start()
         return entry[1]
+
+    def _refresh(self, key: str, flight: _Flight) -> None:
+        try:
+            self.fresh(key)
+        except Exception:  # noqa: S110 (fresh() forgot the key: the next submit asks itself)
+            pass
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
 
     def fresh(self, key: str) -> ObjectInfo:
         """HEAD the source now and remember the answer; NotFound forgets the key."""
