@@ -9,6 +9,7 @@ the source holds 43 in the range.
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from clipper import engine
 from clipper.errors import InvalidMedia
 from clipper.spec import Accuracy, CutSpec, Preset, Segment
+from tests.fixtures.app import InProcessApp, upload_source
 from tests.fixtures.media import VALID_SOURCES, MediaLibrary
 
 #: From the tenth frame on, each ten frames come half a frame later: 30 fps nominal, frame
@@ -82,3 +84,18 @@ def test_millisecond_timestamps_at_29_97_are_constant_rate(tmp_path: Path) -> No
     # Frames whose time is in [1.0, 2.5) at 30000/1001: indices 30 (1.001 s) to 74 (2.469 s).
     assert report.frame_count == 45
     assert report.verification.frame_count == 45
+
+
+def test_the_api_refuses_a_variable_frame_rate_source_before_queueing(
+    api_app: InProcessApp, vfr_sources: dict[str, Path]
+) -> None:
+    """The probe's sign (frames missing against the duration) is known at submit: 422."""
+    key = f"phone/{uuid.uuid4().hex[:8]}.mp4"
+    upload_source(api_app.settings, key, vfr_sources["missing frames mp4"])
+    response = api_app.client().post("/v1/clips", json={"source": key, "start": 1, "end": 2})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "invalid_media" and body["field"] == "source"
+    assert "variable frame rate" in body["detail"]
+    assert api_app.queued_jobs() == 0
