@@ -70,6 +70,7 @@ def measure_bursts(
     for workers in api_workers:
         stack.start_api(workers=workers, s3_via_proxy=False)
         conns = _connections(stack, clients)
+        spread = "/".join(map(str, stack.connections_per_process()))
         try:
             for what, make, expected in (("GET /healthz", healthz, 200), ("submit", submits, 202)):
                 cpu_before = stack.cpu_seconds()
@@ -86,7 +87,8 @@ def measure_bursts(
                         "" if floor else "p99 < 50 ms",
                         "" if floor else met_text(p99 < 0.05 and statuses == {expected}),
                         f"{rounds} bursts x {clients} after 1 warm-up burst; "
-                        f"statuses {sorted(statuses)}; CPU per request {cpu}",
+                        f"statuses {sorted(statuses)}; CPU per request {cpu}; "
+                        f"connections per API process {spread}",
                     )
                 )
         finally:

@@ -150,6 +150,21 @@ class ServiceStack:
         }
         return {name: sum(_cpu_seconds(pid) for pid in group) for name, group in pids.items()}
 
+    def connections_per_process(self) -> list[int]:
+        """Established connections to the API port held by each API process (most first)."""
+        port = int(self.api_url.rsplit(":", 1)[1])
+        inodes = _established_inodes(port)
+        counts = []
+        for pid in _group_pids(self._api.pid) if self._api else []:
+            try:
+                links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:
+                continue
+            held = sum(link[8:-1] in inodes for link in links if link.startswith("socket:["))
+            if held:
+                counts.append(held)
+        return sorted(counts, reverse=True)
+
     def client(self, timeout_seconds: float = 30.0) -> httpx.Client:
         """An HTTP client of the API with the benchmark's key."""
         return httpx.Client(
@@ -205,6 +220,21 @@ def _group_pids(pgid: int) -> list[int]:
             if int(fields[2]) == pgid:  # field 5 of stat: pgrp
                 pids.append(int(entry.name))
     return pids
+
+
+def _established_inodes(port: int) -> set[str]:
+    """Socket inodes of ESTABLISHED TCP connections whose local port is `port`."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    return inodes
 
 
 def _cpu_seconds(pid: int) -> float:

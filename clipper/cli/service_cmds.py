@@ -25,10 +25,15 @@ POLL_INTERVAL_SECONDS = 0.5
 @click.option("--port", default=8000, show_default=True, type=int, help="TCP port")
 @click.option("--workers", "processes", default=1, show_default=True, help="uvicorn processes")
 def api(host: str, port: int, processes: int) -> None:
-    """Run the HTTP API (uvicorn)."""
+    """Run the HTTP API (uvicorn; N processes each on its own SO_REUSEPORT socket)."""
     import uvicorn
 
+    from api.serve import reuse_port_supported, serve
+
     get_settings()  # validate the environment before binding the port
+    if processes > 1 and reuse_port_supported():
+        serve(host, port, processes)  # see api/serve.py: balanced over the processes
+        return
     uvicorn.run(
         "api.app:create_app",
         factory=True,
