@@ -101,3 +101,36 @@ def test_changed_source_fails_without_retry(
     assert job is not None
     assert job.get_status(refresh=True) == "failed"
     assert not job.retries_left
+
+
+def test_source_replaced_during_the_cut_is_never_uploaded(
+    worker_env: Settings,
+    media_h264_mp4: Any,
+    media_h264_faststart_mp4: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ETag is checked again after the cut: bytes cut while the source was being replaced
+    may mix both versions. The real engine runs; the replacement is made to land right after
+    it, which is the race made deterministic."""
+    from clipper import engine
+
+    key = f"midcut/{uuid.uuid4().hex[:8]}.mp4"
+    upload_source(worker_env, key, media_h264_mp4.path)
+    clip_id = _submit(worker_env, key)
+    real_cut = engine.cut
+
+    def cut_then_replace(*args: Any, **kwargs: Any) -> Any:
+        report = real_cut(*args, **kwargs)
+        upload_source(worker_env, key, media_h264_faststart_mp4.path)
+        return report
+
+    monkeypatch.setattr(engine, "cut", cut_then_replace)
+    _work(worker_env)
+    conn = Redis.from_url(worker_env.redis_url)
+    record = records.load(conn, clip_id)
+    assert record is not None
+    assert record.status == "failed"
+    assert record.error["code"] == "source_changed"
+    assert open_storage(worker_env).stat_clip(record.object_key) is None
+    job = fetch_job(conn, clip_id)
+    assert job is not None and not job.retries_left
