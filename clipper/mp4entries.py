@@ -13,10 +13,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from clipper.media import AudioInfo
-from clipper.mp4index import Unsupported, children, need
+from clipper.mp4index import Data, Unsupported, boxes, children, need
 from clipper.timecode import frames_to_timecode, supports_drop_frame, timecode_to_frames
 
-__all__ = ["audio_info", "sample_entry", "start_timecode"]
+__all__ = ["audio_info", "sample_entry", "start_timecode", "timecode_tag"]
 
 _PCM_CODECS = {(b"sowt", 16): "pcm_s16le", (b"twos", 16): "pcm_s16be", (b"twos", 8): "pcm_s8"}
 #: MPEG-4 objectTypeIndication (esds) → codec. Only AAC and PCM: for MP3, AC-3 and the rest
@@ -28,7 +28,7 @@ _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 120
 _AAC_CHANNELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 8}
 
 
-def sample_entry(data: bytes, stbl: dict[bytes, tuple[int, int]]) -> tuple[bytes, int, int]:
+def sample_entry(data: Data, stbl: dict[bytes, tuple[int, int]]) -> tuple[bytes, int, int]:
     """(type, start, end) of the first sample description, its 8-byte header included."""
     a, b = need(stbl, b"stsd")
     if struct.unpack_from(">I", data, a + 4)[0] != 1:
@@ -41,7 +41,7 @@ def sample_entry(data: bytes, stbl: dict[bytes, tuple[int, int]]) -> tuple[bytes
 
 
 def audio_info(
-    data: bytes,
+    data: Data,
     index: int,
     mdia: dict[bytes, tuple[int, int]],
     entry: tuple[bytes, int, int],
@@ -71,7 +71,7 @@ def audio_info(
     )
 
 
-def _mp4a(data: bytes, start: int, end: int, rate: int, channels: int) -> tuple[str, int, int]:
+def _mp4a(data: Data, start: int, end: int, rate: int, channels: int) -> tuple[str, int, int]:
     """(codec, sample rate, channels) from an mp4a entry's esds (AudioSpecificConfig)."""
     esds = children(data, start, end).get(b"esds")
     if esds is None:
@@ -103,7 +103,7 @@ def _mp4a(data: bytes, start: int, end: int, rate: int, channels: int) -> tuple[
     return codec, _AAC_RATES[rate_index], _AAC_CHANNELS.get(config, channels)
 
 
-def _descriptor(data: bytes, pos: int) -> tuple[int, int, int]:
+def _descriptor(data: Data, pos: int) -> tuple[int, int, int]:
     """(tag, payload start, payload size) of an MPEG-4 descriptor at `pos`."""
     tag, size = data[pos], 0
     pos += 1
@@ -117,7 +117,7 @@ def _descriptor(data: bytes, pos: int) -> tuple[int, int, int]:
 
 
 def start_timecode(
-    path: Path, data: bytes, stbl: dict[bytes, tuple[int, int]], entry: tuple[bytes, int, int]
+    path: Path, data: Data, stbl: dict[bytes, tuple[int, int]], entry: tuple[bytes, int, int]
 ) -> str | None:
     """The start timecode label, as FFmpeg's mov demuxer makes it from a tmcd track."""
     kind, start, _ = entry
@@ -145,3 +145,15 @@ def start_timecode(
     if timecode_to_frames(label, rate) != frames:
         raise Unsupported("a timecode past 24 hours")  # FFmpeg wraps only when flagged
     return label
+
+
+def timecode_tag(data: Data, start: int, end: int) -> bool:
+    """True when metadata (outside the sample tables) names a timecode: FFmpeg may take the
+    start timecode from such a tag, which this reader does not model."""
+    for kind, a, b in boxes(data, start, end):
+        if kind == b"trak":
+            if timecode_tag(data, a, b):
+                return True
+        elif kind != b"mdia" and b"timecode" in data[a:b]:
+            return True
+    return False

@@ -11,15 +11,21 @@ back to ffprobe.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 #: Boxes whose payload is a list of child boxes (only those on our paths).
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 #: Refuse absurd tables (a corrupt size must not make us allocate gigabytes).
 _MAX_ENTRIES = 50_000_000
+
+
+#: What the readers parse: a moov box's bytes, or a whole file mapped in memory.
+Data = bytes | mmap.mmap
 
 
 class Unsupported(Exception):
@@ -39,7 +45,7 @@ class Track:
     first_is_sync: bool
 
 
-def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+def boxes(data: Data, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the boxes in data[start:end]."""
     pos = start
     while pos + 8 <= end:
@@ -58,14 +64,14 @@ def boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]
         pos += size
 
 
-def children(data: bytes, start: int, end: int) -> dict[bytes, tuple[int, int]]:
+def children(data: Data, start: int, end: int) -> dict[bytes, tuple[int, int]]:
     found: dict[bytes, tuple[int, int]] = {}
     for kind, a, b in boxes(data, start, end):
         found.setdefault(kind, (a, b))
     return found
 
 
-def entries(data: bytes, a: int, fmt: str, offset: int = 4) -> Iterator[tuple[int, ...]]:
+def entries(data: Data, a: int, fmt: str, offset: int = 4) -> Iterator[tuple[int, ...]]:
     """The entry table of a full box: a 32-bit count after version/flags, then records."""
     (count,) = struct.unpack_from(">I", data, a + offset)
     if count > _MAX_ENTRIES:
@@ -82,7 +88,7 @@ def need(boxes: dict[bytes, tuple[int, int]], kind: bytes) -> tuple[int, int]:
 
 
 def edit_list(
-    data: bytes, trak: dict[bytes, tuple[int, int]], movie_scale: int
+    data: Data, trak: dict[bytes, tuple[int, int]], movie_scale: int
 ) -> tuple[int, int, float] | None:
     """The media edit (movie-timescale duration, media time) and the seconds of empty edits
     before it; None without an edit list."""
@@ -173,30 +179,38 @@ def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
     return Track(handler, pts, durations, first_is_sync)
 
 
+def locate_moov(f: BinaryIO) -> tuple[int, int]:
+    """(offset, size) of the moov box, reading only top-level box headers."""
+    size_total = f.seek(0, 2)
+    pos = 0
+    while pos + 8 <= size_total:
+        f.seek(pos)
+        head = f.read(16)
+        size, kind = struct.unpack_from(">I4s", head)
+        if size == 1:
+            (size,) = struct.unpack_from(">Q", head, 8)
+        elif size == 0:
+            size = size_total - pos
+        if size < 8:
+            raise Unsupported("bad top-level box size")
+        if pos == 0 and kind != b"ftyp":
+            raise Unsupported("not an ISO BMFF file")  # MKV, MPEG-TS: ffprobe reads those
+        if kind == b"moof":
+            raise Unsupported("fragmented file")
+        if kind == b"moov":
+            if pos + size > size_total:
+                raise Unsupported("truncated moov box")
+            return pos, size
+        pos += size
+    raise Unsupported("no moov box")
+
+
 def read_moov(path: Path) -> bytes:
     """The moov box's bytes (header included), reading only box headers elsewhere."""
     with path.open("rb") as f:
-        size_total = f.seek(0, 2)
-        pos = 0
-        while pos + 8 <= size_total:
-            f.seek(pos)
-            head = f.read(16)
-            size, kind = struct.unpack_from(">I4s", head)
-            if size == 1:
-                (size,) = struct.unpack_from(">Q", head, 8)
-            elif size == 0:
-                size = size_total - pos
-            if size < 8:
-                raise Unsupported("bad top-level box size")
-            if pos == 0 and kind != b"ftyp":
-                raise Unsupported("not an ISO BMFF file")  # MKV, MPEG-TS: ffprobe reads those
-            if kind == b"moof":
-                raise Unsupported("fragmented file")
-            if kind == b"moov":
-                f.seek(pos)
-                return f.read(size)
-            pos += size
-    raise Unsupported("no moov box")
+        pos, size = locate_moov(f)
+        f.seek(pos)
+        return f.read(size)
 
 
 def read_tracks(path: Path) -> list[Track] | None:
