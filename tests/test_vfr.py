@@ -9,6 +9,7 @@ the source holds 43 in the range.
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -99,3 +100,21 @@ def test_the_api_refuses_a_variable_frame_rate_source_before_queueing(
     assert body["code"] == "invalid_media" and body["field"] == "source"
     assert "variable frame rate" in body["detail"]
     assert api_app.queued_jobs() == 0
+
+
+def test_the_cli_warns_and_refuses(vfr_sources: dict[str, Path], tmp_path: Path) -> None:
+    src = vfr_sources["missing frames mp4"]
+
+    def clipper(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clipper.cli", *map(str, args)],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent,
+        )  # fmt: skip
+
+    probed = clipper("probe", src)
+    assert probed.returncode == 0 and "variable frame rate" in probed.stdout
+    out = tmp_path / "never.mp4"
+    cut = clipper("cut", src, out, "--start", "1", "--end", "2")
+    lines = cut.stderr.strip().splitlines()
+    assert cut.returncode != 0 and len(lines) == 1 and "variable frame rate" in lines[0]
+    assert not out.exists()

@@ -129,6 +129,11 @@ def _probe_summary(data: dict[str, Any]) -> str:
         f"{v['pix_fmt']} @ {v['frame_rate']} fps",
         f"timecode    {data['start_timecode'] or '-'}",
     ]
+    if data.get("variable_frame_rate"):
+        lines.append(
+            "warning     variable frame rate: fewer frames than the duration takes; "
+            "Clipper refuses to cut it (convert with ffmpeg -fps_mode cfr)"
+        )
     for a in data["audio"]:
         lines.append(f"audio       {a['codec']} {a['sample_rate']} Hz, {a['channels']} ch")
     if "keyframes_near" in data:
