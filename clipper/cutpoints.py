@@ -14,7 +14,7 @@ from pathlib import Path
 from clipper import probe as probing
 from clipper.cutter import floor_seconds
 from clipper.encoders import SMART_CUT_CODECS
-from clipper.errors import InvalidMedia
+from clipper.errors import BadRequest, InvalidMedia
 from clipper.plan import FrameRange, SegmentPlan, plan_exact, plan_fast, plan_reencode
 from clipper.probe import MediaInfo, Packet
 from clipper.spec import Accuracy, CutSpec, Preset
@@ -232,6 +232,14 @@ def plan_segments(
             order = _decode_order_from(media, packets, end_key)
             plans.append(
                 plan_fast(r, keys, total_frames=total, decode_order_at_end=order, leading=leading)
+            )
+        if media.video.codec != "hevc" and any(p.parts[0].drop_leading for p in plans):
+            # HEVC marks leading pictures (RASL) and they are dropped; H.264 does not.
+            raise BadRequest(
+                "fast mode cannot start this clip: the keyframe before the in-point opens an "
+                "open GOP whose first frames reference frames before the clip (H.264 does not "
+                "mark them, so they cannot be dropped); use accuracy exact",
+                field="accuracy",
             )
         return plans, keys, packets
     unsafe = None

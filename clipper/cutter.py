@@ -138,7 +138,7 @@ def part_argv(
     if part.mode == "copy":
         # Drop packets before the seek point: the part starts at the keyframe itself.
         out.update({"c:v": "copy", "copypriorss": 0})
-        if part.drop_leading:
+        if part.drop_leading and media.video.codec == "hevc":
             # HEVC RASL pictures (NAL types 8, 9) of an open-GOP keyframe reference frames
             # before the clip: undecodable, and mid-stream (a later segment) a source of errors.
             out["bsf:v"] = "filter_units=remove_types=8|9"
