@@ -205,7 +205,9 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
             audio.append(audio_info(data, index, mdia, entry, scale))
             starts.append(_empty(edit, scale) if edit else _first_offset(data, stbl) / scale)
         elif handler == b"tmcd":
-            timecode = timecode or start_timecode(path, data, stbl, entry)
+            if timecode is not None:
+                raise Unsupported("several timecode tracks")  # which one ffprobe reports varies
+            timecode = start_timecode(path, data, stbl, entry) or ""
             starts.append(_empty(edit, scale) if edit else 0.0)
         else:
             raise Unsupported(f"a {handler!r} track")
@@ -239,7 +241,7 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
             start_seconds=min(video.pts(i) for i in range(_head(video))),
         ),
         audio=tuple(audio),
-        start_timecode=timecode,
+        start_timecode=timecode or None,
         frame_count=video.count,
     )
     return Movie(media=media, video=video)
