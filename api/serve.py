@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -31,8 +32,9 @@ STOP_TIMEOUT_SECONDS = 30.0
 
 
 def reuse_port_supported() -> bool:
-    """True where the kernel balances connections over SO_REUSEPORT sockets (Linux)."""
-    return hasattr(socket, "SO_REUSEPORT")
+    """True where the kernel balances connections over SO_REUSEPORT sockets: Linux (on the
+    BSDs and macOS the option exists but the last socket bound gets every connection)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
