@@ -29,6 +29,11 @@ APP = "api.app:create_app"
 CHECK_SECONDS = 0.5
 #: Longest wait for the processes to stop after SIGTERM before they are killed.
 STOP_TIMEOUT_SECONDS = 30.0
+#: A process that dies sooner than this after its start failed to start.
+EARLY_EXIT_SECONDS = 10.0
+#: Failed starts in a row after which the supervisor stops everything and exits 1 (a
+#: broken deployment must not restart forever); between them it waits 0.5, 1, 2, … s.
+MAX_FAILED_STARTS = 5
 
 
 def reuse_port_supported() -> bool:
@@ -48,16 +53,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_one(host: str, port: int, log_level: str) -> None:
-    """One API process: uvicorn on its own SO_REUSEPORT socket."""
+def serve_one(host: str, port: int, log_level: str, app: str = APP) -> None:
+    """One API process: uvicorn on its own SO_REUSEPORT socket; dies with the supervisor,
+    even a SIGKILLed one (no orphan keeps the port)."""
     import uvicorn
 
-    config = uvicorn.Config(APP, factory=True, proxy_headers=True, log_level=log_level)
+    from clipper.supervise import die_with_parent
+
+    die_with_parent()
+    config = uvicorn.Config(app, factory=True, proxy_headers=True, log_level=log_level)
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
-def serve(host: str, port: int, processes: int, *, log_level: str = "info") -> None:
-    """Run `processes` API processes until SIGTERM or SIGINT; restart any that dies."""
+def serve(host: str, port: int, processes: int, *, log_level: str = "info", app: str = APP) -> int:
+    """Run `processes` API processes until SIGTERM or SIGINT; restart any that dies. The exit
+    status: 0, or 1 after MAX_FAILED_STARTS starts in a row that died at once."""
     from clipper.logs import setup_logging
 
     setup_logging("INFO")  # the supervisor's own lines, as JSON like the rest
@@ -65,9 +75,12 @@ def serve(host: str, port: int, processes: int, *, log_level: str = "info") -> N
     context = multiprocessing.get_context("spawn")
     stopping = False
 
+    started: dict[int, float] = {}
+
     def start() -> BaseProcess:
-        process = context.Process(target=serve_one, args=(host, port, log_level), daemon=False)
+        process = context.Process(target=serve_one, args=(host, port, log_level, app), daemon=False)
         process.start()
+        started[id(process)] = time.monotonic()
         return process
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -79,17 +92,32 @@ def serve(host: str, port: int, processes: int, *, log_level: str = "info") -> N
 
     children = [start() for _ in range(processes)]
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    failed_starts, status = 0, 0
     try:
         while not stopping:
             time.sleep(CHECK_SECONDS)
             for i, process in enumerate(children):
-                if not stopping and not process.is_alive():
-                    log.warning(
-                        "API process %s exited (%s); starting another",
-                        process.pid,
+                if stopping or process.is_alive():
+                    continue
+                early = time.monotonic() - started.pop(id(process)) < EARLY_EXIT_SECONDS
+                failed_starts = failed_starts + 1 if early else 0
+                if failed_starts >= MAX_FAILED_STARTS:
+                    log.error(
+                        "API processes keep dying at start (%s in a row, last exit %s): stopping",
+                        failed_starts,
                         process.exitcode,
                     )
-                    children[i] = start()
+                    stop(signal.SIGTERM, None)
+                    status = 1
+                    break
+                log.warning(
+                    "API process %s exited (%s); starting another",
+                    process.pid,
+                    process.exitcode,
+                )
+                if failed_starts:
+                    time.sleep(min(30.0, 0.5 * 2 ** (failed_starts - 1)))
+                children[i] = start()
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for process in children:
             process.join(max(0.0, deadline - time.monotonic()))
@@ -99,3 +127,4 @@ def serve(host: str, port: int, processes: int, *, log_level: str = "info") -> N
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return status

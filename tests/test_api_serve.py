@@ -107,3 +107,63 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _start_two(tmp_path: Path, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    settings = local_settings(
+        tmp_path / "storage", redis_url=redis_url, api_keys=api_keys_setting()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
+    env |= settings_env(settings)
+    port = free_port()
+    argv = [sys.executable, "-m", "clipper.cli", "api", "--port", str(port), "--workers", "2"]
+    log = (tmp_path / "api.log").open("wb")
+    proc = subprocess.Popen(
+        argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while len([p for p in _group(proc.pid) if _is_server(p)]) < 2 or not _healthy(port):
+        assert proc.poll() is None, (tmp_path / "api.log").read_text()
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.2)
+    return proc, port
+
+
+def test_processes_die_with_a_sigkilled_supervisor(redis_url: str, tmp_path: Path) -> None:
+    proc, port = _start_two(tmp_path, redis_url)
+    children = [pid for pid in _group(proc.pid) if _is_server(pid)]
+    try:
+        os.kill(proc.pid, signal.SIGKILL)  # the supervisor only, as an OOM killer would
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in children), "an API process outlived the supervisor"
+        assert not _healthy(port)
+    finally:
+        for pid in _group(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_process_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
+    """A broken deployment exits 1 after a few quick failed starts, never restarts forever."""
+    code = (
+        "import sys, api.serve as s; s.MAX_FAILED_STARTS = 3; "
+        f"sys.exit(s.serve('127.0.0.1', {free_port()}, 2, app='tests.no_such_module:app'))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "keep dying at start" in done.stderr + done.stdout
+    assert time.monotonic() - started < 60
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"

@@ -32,7 +32,9 @@ def api(host: str, port: int, processes: int) -> None:
 
     get_settings()  # validate the environment before binding the port
     if processes > 1 and reuse_port_supported():
-        serve(host, port, processes)  # see api/serve.py: balanced over the processes
+        # See api/serve.py: balanced over the processes.
+        if serve(host, port, processes):
+            raise SystemExit(1)
         return
     uvicorn.run(
         "api.app:create_app",
