@@ -50,23 +50,8 @@ def _connections_held(pid: int, port: int) -> int:
 def test_two_processes_share_the_connections_and_stop_together(
     redis_url: str, tmp_path: Path
 ) -> None:
-    settings = local_settings(
-        tmp_path / "storage", redis_url=redis_url, api_keys=api_keys_setting()
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPER_")}
-    env |= settings_env(settings)
-    port = free_port()
-    argv = [sys.executable, "-m", "clipper.cli", "api", "--port", str(port), "--workers", "2"]
-    log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen(
-        argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
-    )
+    proc, port = _start_two(tmp_path, redis_url)
     try:
-        deadline = time.monotonic() + 60
-        while len([p for p in _group(proc.pid) if _is_server(p)]) < 2 or not _healthy(port):
-            assert proc.poll() is None, (tmp_path / "api.log").read_text()
-            assert time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.2)
         children = [pid for pid in _group(proc.pid) if _is_server(pid)]
         assert len(children) == 2
         socks = []
