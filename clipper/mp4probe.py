@@ -25,7 +25,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -298,9 +298,7 @@ def _video(
     head = [i * delta + track.offset(i) for i in range(_head(track))]
     tail = [i * delta + track.offset(i) for i in range(max(0, count - HEAD_SAMPLES), count)]
     shift = time_shift([min(head), max(tail)], edit, scale, movie_scale, audio=False)
-    return _VideoTrack(
-        index, track.codec, width, height, scale, delta, count, runs, offsets, sync, shift
-    )
+    return replace(track, shift=shift)
 
 
 def _first_offset(data: Data, stbl: dict[bytes, tuple[int, int]]) -> int:
