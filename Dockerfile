@@ -7,14 +7,16 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/clipper
 WORKDIR /src
 # Dependencies first, so editing the code does not reinstall them.
+# The versions CI tested: requirements/runtime.lock (`make lock` refreshes it).
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.lock ./requirements/runtime.lock
 RUN mkdir clipper workers api && touch clipper/__init__.py workers/__init__.py api/__init__.py \
-    && /opt/clipper/bin/pip install . \
+    && /opt/clipper/bin/pip install -c requirements/runtime.lock . \
     && /opt/clipper/bin/pip uninstall -y clipper
 COPY clipper ./clipper
 COPY workers ./workers
 COPY api ./api
-RUN /opt/clipper/bin/pip install --no-deps .
+RUN /opt/clipper/bin/pip install --no-deps -c requirements/runtime.lock .
 
 # --- runtime: FFmpeg from Debian through the same script CI and `make run` use
 FROM python:3.11-slim-bookworm

@@ -246,3 +246,56 @@ def test_dockerignore_keeps_what_the_image_copies() -> None:
         assert (ROOT / source).exists(), source
         hits = [p for p in patterns if fnmatch.fnmatch(source, p) or source.startswith(p + "/")]
         assert hits == [], f".dockerignore drops {source} ({hits})"
+
+
+RUNTIME_LOCK = "requirements/runtime.lock"
+
+
+def _lock_pins(path: Path) -> dict[str, str]:
+    """{normalized name: pinned version} of a `uv pip compile` lock."""
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        requirement = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if requirement:
+            name, _, version = requirement.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned"
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+@pytest.mark.parametrize(
+    ("lock", "extras"), [(RUNTIME_LOCK, ()), ("requirements/test.lock", ("test",))]
+)
+def test_locks_pin_every_declared_dependency_inside_its_range(
+    lock: str, extras: tuple[str, ...]
+) -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"])
+    for extra in extras:
+        declared += project["optional-dependencies"][extra]
+    pins = _lock_pins(ROOT / lock)
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{lock} does not pin {name}: run `make lock`"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{lock} pins {name}=={pins[name]} outside {requirement.specifier}: run `make lock`"
+        )
+
+
+def test_image_and_production_check_install_from_the_runtime_lock() -> None:
+    runs = _dockerfile_instructions("RUN")
+    installs = [r for r in runs if "pip install" in r]
+    assert installs and all(f"-c {RUNTIME_LOCK}" in r for r in installs), installs
+    assert any(RUNTIME_LOCK in c for c in _dockerfile_instructions("COPY"))
+    check = (ROOT / "scripts" / "check_production_install.py").read_text()
+    assert '"runtime.lock"' in check
+    assert "make check-install" in (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^check-install:", (ROOT / "Makefile").read_text(), re.M)
