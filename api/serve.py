@@ -58,7 +58,7 @@ def serve_one(host: str, port: int, log_level: str, app: str = APP) -> None:
     even a SIGKILLed one (no orphan keeps the port)."""
     import uvicorn
 
-    from clipper.supervise import die_with_parent
+    from clipper.lifetime import die_with_parent
 
     die_with_parent()
     config = uvicorn.Config(app, factory=True, proxy_headers=True, log_level=log_level)

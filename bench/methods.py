@@ -41,14 +41,14 @@ def _ffmpeg(*argv: str) -> None:
 def encoder_args(source: Path) -> tuple[list[str], list[str], str]:
     """(video argv, audio argv, origin): the engine's own re-encode settings when it has them."""
     try:
-        from clipper.encoders import audio_args, reencode_video_args
         from clipper.engine import probe
+        from clipper.engine.ffmpeg.encoders import audio_args, reencode_video_args
     except ImportError:
         return list(FALLBACK_VIDEO_ARGS), list(AUDIO_ARGS), "fallback: engine not importable"
     info = probe(source)
     video = _argv(reencode_video_args(info))
     audio = _argv(audio_args(info, ".mp4", Preset.ORIGINAL))
-    return video, audio, "clipper.encoders.reencode_video_args/audio_args"
+    return video, audio, "clipper.engine.ffmpeg.encoders.reencode_video_args/audio_args"
 
 
 def _argv(options: dict[str, Any]) -> list[str]:

@@ -44,7 +44,7 @@ _KEY_VALUE = re.compile(
 
 # A cheap first look: every pattern above needs one of these literals to match at all, so
 # a string without any of them (most log text: access lines, state changes, ids, numbers)
-# skips the five substitutions. Keep it in step with the patterns (tests/test_logs.py
+# skips the five substitutions. Keep it in step with the patterns (tests/core/test_logs.py
 # checks every pattern's examples through `redact`).
 _TRIGGER = re.compile(
     rf"(?i)[?&;](?:{_SIGNATURE_PARAM_NAMES})=|authorization|bearer|://"

@@ -17,8 +17,8 @@ from fractions import Fraction
 from typing import Any
 
 from clipper.engine import MediaInfo
+from clipper.engine.plan.parts import FrameRange
 from clipper.errors import UnsafeInput
-from clipper.plan import FrameRange
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
 
 MAX_FILENAME_LENGTH = 200

@@ -13,8 +13,8 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from clipper.lifetime import die_with_parent
 from clipper.settings import Settings
-from clipper.supervise import die_with_parent
 from workers.metrics import RedactingWorkerMixin
 from workers.queues import QUEUE_NAMES, get_queues, redis_connection
 

@@ -19,10 +19,8 @@ import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
-from clipper.errors import ClipperError, NotFound
-from clipper.sample import SAMPLE_KEY, SAMPLE_TIMECODE, SampleSpec, generate_sample
-from clipper.settings import Settings
-from clipper.supervise import (
+from clipper.cli.sample import SAMPLE_KEY, SAMPLE_TIMECODE, SampleSpec, generate_sample
+from clipper.cli.supervise import (
     Child,
     Supervisor,
     free_port,
@@ -30,6 +28,8 @@ from clipper.supervise import (
     port_is_free,
     redis_server_argv,
 )
+from clipper.errors import ClipperError, NotFound
+from clipper.settings import Settings
 
 #: Port of the private Redis; a system Redis usually holds 6379.
 EMBEDDED_REDIS_PORT = 6390

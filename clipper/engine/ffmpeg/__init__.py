@@ -1,0 +1,1 @@
+"""Running FFmpeg: inputs and the process runner, argv builders, encoders, staging, rewrites."""

@@ -1,0 +1,262 @@
+"""Turning planned parts into FFmpeg command lines: video parts, the join, the final mux.
+
+Each video part becomes a video-only MPEG-TS file (no edit lists, Annex B with in-band
+parameter sets, which the concat demuxer joins cleanly for H.264 and HEVC alike). The
+final mux joins the parts with the concat demuxer (explicit durations, so no container
+guesswork), takes audio from the source once per segment, and writes the output container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+from clipper.engine.ffmpeg import runner as ffmpeg
+from clipper.engine.ffmpeg.encoders import audio_args, muxer, reencode_video_args
+from clipper.engine.media.ffprobe import MediaInfo
+from clipper.engine.plan.parts import Part, SegmentPlan
+from clipper.spec import Preset
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """One FFmpeg process producing one video part."""
+
+    part: Part
+    path: Path
+    argv: list[str]
+    seconds: float
+
+
+def seek_seconds(media: MediaInfo, index: int) -> float | None:
+    """`-ss` for an input seek that lands on frame `index` (None for the first frame).
+
+    Half a frame early: accurate seek (re-encode) drops frames before it, and copy mode with
+    `-copypriorss 0` starts at the first keyframe at or after it. Aiming exactly at the
+    frame's timestamp risks rounding to the frame before or after.
+    """
+    if index <= 0:
+        return None
+    half = Fraction(1, 2) / media.frame_rate
+    return float(max(Fraction(0), media.frame_pts(index) - half))
+
+
+def floor_seconds(media: MediaInfo, index: int) -> float:
+    """Frame `index`'s `-ss` time rounded down to the microsecond (never after the frame)."""
+    micros = int(media.frame_pts(index) * 1_000_000)
+    return micros / 1_000_000
+
+
+def direct_copy_argv(
+    source: str | Path,
+    media: MediaInfo,
+    plan: SegmentPlan,
+    output: Path,
+    *,
+    video_seconds: float | None,
+    extension: str,
+    start_timecode: str | None,
+    ffmpeg_path: str,
+    strip_units: str | None = None,
+) -> list[str]:
+    """Fast mode in one process: video and audio stream-copied straight into the output.
+
+    The video input's `-t` ends the copy at a packet boundary: copy mode compares each
+    packet's DTS with it, so it is set between the DTS of the last packet wanted and the
+    first one not wanted (from the packet listing). The audio comes from a second input of
+    the same source with its own `-ss`/`-t`, so it ends with the video's last frame.
+    `strip_units` ("7|8|9") removes those NAL unit types from the video packets.
+    """
+    start = plan.delivered.start
+    ss = floor_seconds(media, start) if start > 0 else None
+    v_opts: dict[str, Any] = {} if ss is None else {"ss": f"{ss:.6f}"}
+    if video_seconds is not None:
+        v_opts["t"] = f"{video_seconds:.6f}"
+    streams: list[Any] = [ffmpeg.source_input(source, **v_opts)[f"{media.video.index}"]]
+    if media.audio:
+        seconds = Fraction(plan.delivered.count) / media.frame_rate
+        a_opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
+        if ss is not None:
+            a_opts["ss"] = f"{ss:.6f}"
+        streams.append(ffmpeg.source_input(source, **a_opts)["a"])
+    out: dict[str, Any] = {"c": "copy", "copypriorss": 0, "f": muxer(extension)}
+    if strip_units:
+        # NAL types the MPEG-TS muxer added (AUD, in-band parameter sets) to a staged copy of
+        # an MP4/MKV source: without them the packets are the source's, bit for bit.
+        out["bsf:v"] = f"filter_units=remove_types={strip_units}"
+    out.update(_container_args(media, extension, start_timecode))
+    node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
+    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def _container_args(media: MediaInfo, extension: str, start_timecode: str | None) -> dict[str, Any]:
+    if extension not in (".mp4", ".mov"):
+        return {}
+    out: dict[str, Any] = {
+        "movflags": "+faststart",
+        "video_track_timescale": track_timescale(media),
+    }
+    if start_timecode:
+        out["metadata"] = f"timecode={start_timecode}"
+    return out
+
+
+def part_argv(
+    source: str | Path,
+    media: MediaInfo,
+    part: Part,
+    path: Path,
+    *,
+    preset: Preset,
+    last_in_stream: bool,
+    ffmpeg_path: str,
+    threads: int,
+    seek_key: int = 0,
+) -> list[str]:
+    """Command line for one video-only part written as MPEG-TS.
+
+    `seek_key` is a keyframe at or before the part's start. MPEG-TS inputs seek by byte
+    position and land anywhere in a GOP (decoding from there gives broken frames), so for
+    them the input seek aims just before that keyframe and an output seek skips to the
+    part's first frame; MP4/MOV and MKV seek to a keyframe themselves.
+    """
+    in_opts: dict[str, Any] = {}
+    out: dict[str, Any] = {"map": f"0:{media.video.index}", "an": None, "sn": None, "dn": None}
+    first = part.start
+    if media.container == "mpegts" and part.mode == "encode":
+        first = min(seek_key, part.start)
+        if part.start > first:
+            out["ss"] = f"{float(Fraction(part.start - first) / media.frame_rate):.6f}"
+    ss = seek_seconds(media, first)
+    if ss is not None:
+        in_opts["ss"] = f"{ss:.6f}"
+    stream = ffmpeg.source_input(source, **in_opts)
+    if part.mode == "copy":
+        # Drop packets before the seek point: the part starts at the keyframe itself.
+        out.update({"c:v": "copy", "copypriorss": 0})
+        if part.drop_leading and media.video.codec == "hevc":
+            # HEVC RASL pictures (NAL types 8, 9) of an open-GOP keyframe reference frames
+            # before the clip: undecodable, and mid-stream (a later segment) a source of errors.
+            out["bsf:v"] = "filter_units=remove_types=8|9"
+        if not last_in_stream:
+            # Packet count, not time: copy cuts compare DTS, and with B-frames `-t` keeps
+            # extra frames. Whole closed GOPs hold exactly their own frames in decode order.
+            out["frames:v"] = part.count if part.packets is None else part.packets
+    else:
+        out.update(reencode_video_args(media, preset))
+        out["frames:v"] = part.count
+        if threads:
+            out["threads"] = threads
+    out["f"] = "mpegts"
+    node = stream.output(ffmpeg.output_url(path), **out)
+    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def track_timescale(media: MediaInfo) -> int:
+    """MP4/MOV video timescale: the source's when every frame time fits it exactly."""
+    denominator = media.video.time_base.denominator
+    numerator = media.frame_rate.numerator
+    return denominator if denominator % numerator == 0 else numerator
+
+
+def concat_list(parts: list[tuple[Path, int, int]], rate: Fraction) -> str:
+    """ffconcat text for our own part files (path, frames, lead-in frames), exact durations.
+
+    The concat demuxer places a file by its start time, which MPEG-TS takes from the first
+    packet: for a part that opens with a keyframe followed by leading pictures, that is the
+    keyframe, `lead_in` frames after the part's first shown frame. Moving those frames'
+    duration to the previous entry puts every frame where it belongs.
+    """
+    frames = [count for _, count, _ in parts]
+    for i, (_, _, lead_in) in enumerate(parts):
+        if lead_in and i > 0:
+            frames[i - 1] += lead_in
+            frames[i] -= lead_in
+    lines = ["ffconcat version 1.0"]
+    for (path, _, _), count in zip(parts, frames, strict=True):
+        quoted = str(path.resolve()).replace("'", "'\\''")
+        lines.append(f"file 'file:{quoted}'")
+        lines.append(f"duration {float(Fraction(count) / rate):.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def mux_argv(
+    source: str | Path,
+    media: MediaInfo,
+    plans: list[SegmentPlan],
+    list_path: Path,
+    output: Path,
+    *,
+    extension: str,
+    preset: Preset,
+    copy_audio: bool,
+    start_timecode: str | None,
+    ffmpeg_path: str,
+) -> list[str]:
+    """Final mux: joined video parts + audio cut from the source per segment."""
+    video = ffmpeg_python.input(
+        ffmpeg.output_url(list_path),
+        f="concat",
+        safe=0,
+        protocol_whitelist="file",
+        format_whitelist="concat,mpegts",
+    )
+    streams: list[Any] = [video["v:0"]]
+    out: dict[str, Any] = {"c:v": "copy", "f": muxer(extension)}
+    audio_count = len(media.audio)
+    if audio_count:
+        inputs, lengths = [], []
+        for plan in plans:
+            start = Fraction(media.frame_pts(plan.delivered.start))
+            seconds = Fraction(plan.delivered.count) / media.frame_rate
+            opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
+            if start > 0:
+                opts["ss"] = f"{float(start):.6f}"
+            inputs.append(ffmpeg.source_input(source, **opts))
+            lengths.append(f"{float(seconds):.6f}")
+        copy = copy_audio and len(inputs) == 1
+        for j in range(audio_count):
+            pieces = [i[f"a:{j}"] for i in inputs]
+            if not copy:
+                # Sources whose audio stops a little before the video still give a clip whose
+                # audio lasts as long as its video: pad each segment with silence.
+                pieces = [
+                    p.filter("apad", whole_dur=d) for p, d in zip(pieces, lengths, strict=True)
+                ]
+            if len(pieces) == 1:
+                streams.append(pieces[0])
+            else:
+                streams.append(ffmpeg_python.concat(*pieces, v=0, a=1))
+        if copy:
+            # Without it a copy keeps audio from the demuxer's seek point: MKV seeks to the
+            # video keyframe (up to a GOP early), MPEG-TS to a byte position.
+            out.update({"c:a": "copy", "copypriorss:a": 0})
+        else:
+            out.update(audio_args(media, extension, preset))
+    out.update(_container_args(media, extension, start_timecode))
+    if extension in (".mp4", ".mov") and (tag := inband_sample_entry(media, plans)):
+        out["tag:v"] = tag
+    node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
+    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def inband_sample_entry(media: MediaInfo, plans: list[SegmentPlan]) -> str | None:
+    """ "avc3"/"hev1" when copied and re-encoded parts may carry different parameter sets.
+
+    An avc1/hvc1 track declares that its sample entry holds the parameter sets, and some
+    players use only those: right for the first part, wrong for a copied part after a
+    re-encoded head. With the source's x264 settings reused the sets are equal (avc1 stays);
+    otherwise avc3/hev1 declare the in-band parameter sets every part carries.
+    """
+    modes = {p.mode for plan in plans for p in plan.parts}
+    if modes != {"copy", "encode"}:
+        return None
+    if media.video.codec == "h264" and not media.x264_options:
+        return "avc3"
+    if media.video.codec == "hevc":
+        return "hev1"
+    return None

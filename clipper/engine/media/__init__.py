@@ -1,0 +1,1 @@
+"""Reading a source: the typed probe model, the ffprobe reader and the in-process MP4/MOV reader."""

@@ -1,0 +1,1 @@
+"""The shared core: settings, logs, storage backends, layering and the deployment files."""

@@ -1,0 +1,1 @@
+"""The FFmpeg engine on generated media: accuracy, planning, probing, the runner, the CLI cut."""
