@@ -1,0 +1,1 @@
+"""The HTTP edge: the FastAPI app, routers, problem+json, auth, ops endpoints, serving."""

@@ -94,7 +94,9 @@ def make_clipper(accuracy: str) -> Method:
         def on_progress(phase: str, fraction: float) -> None:
             phases.setdefault(phase, time.perf_counter())
 
-        report = engine.cut(source, output, spec, progress=on_progress)
+        report = engine.cut(
+            source, output, spec, context=engine.RunContext(progress=on_progress)
+        )
         return _report_note(report, phases, time.perf_counter())
 
     return clipper_cut

@@ -166,10 +166,8 @@ def _cut_and_store(
                 input_url,
                 output,
                 spec,
-                config=config,
                 media=media,
-                progress=progress,
-                cancel=watcher.event,
+                context=engine.RunContext(config, cancel=watcher.event, progress=progress),
             )
             wall_seconds = time.monotonic() - cut_start
             bytes_read = metrics.read_bytes_since(read_start)  # before the upload reads

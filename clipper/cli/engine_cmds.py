@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from clipper import engine
+from clipper.cli.options import option_group
 from clipper.errors import BadRequest, ClipperError
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
 
@@ -50,55 +51,53 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[str, float], None] | None
         yield update
 
 
-@click.command()
-@click.argument("source")
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--start", help="In-point: seconds, HH:MM:SS.mmm or SMPTE HH:MM:SS:FF / ;FF.")
-@click.option("--end", help="Out-point (exclusive), same forms as --start.")
-@click.option(
-    "--segment",
-    "segments",
-    nargs=2,
-    multiple=True,
-    metavar="START END",
-    help="A range; repeat to join several ranges in order.",
-)
-@click.option(
-    "--accuracy", type=click.Choice([a.value for a in Accuracy]), default=Accuracy.EXACT.value
-)
-@click.option("--preset", type=click.Choice([p.value for p in Preset]), default="original")
-@click.option(
-    "--timecode-origin",
-    type=click.Choice([o.value for o in TimecodeOrigin]),
-    default=TimecodeOrigin.EMBEDDED.value,
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the accuracy report as JSON.")
-def cut(
-    source: str,
-    output: Path,
-    start: str | None,
-    end: str | None,
-    segments: tuple[tuple[str, str], ...],
-    accuracy: str,
-    preset: str,
-    timecode_origin: str,
-    as_json: bool,
-) -> None:
-    """Cut SOURCE into OUTPUT, frame-exact by default, and report what was delivered."""
+def _spec_from_options(values: dict[str, Any]) -> CutSpec:
+    """The CutSpec `clipper cut`'s range and mode options describe."""
+    segments, start, end = values["segments"], values["start"], values["end"]
     if segments and (start is not None or end is not None):
         click.echo("error: use either --start/--end or --segment, not both", err=True)
         sys.exit(2)
-    _check_source(source)
-    parts = tuple(Segment(a, b) for a, b in segments) or (Segment(start, end),)
-    spec = CutSpec(
-        segments=parts,
-        accuracy=Accuracy(accuracy),
-        preset=Preset(preset),
-        timecode_origin=TimecodeOrigin(timecode_origin),
+    return CutSpec(
+        segments=tuple(Segment(a, b) for a, b in segments) or (Segment(start, end),),
+        accuracy=Accuracy(values["accuracy"]),
+        preset=Preset(values["preset"]),
+        timecode_origin=TimecodeOrigin(values["timecode_origin"]),
     )
+
+
+@click.command()
+@click.argument("source")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@option_group(
+    "spec",
+    _spec_from_options,
+    click.option("--start", help="In-point: seconds, HH:MM:SS.mmm or SMPTE HH:MM:SS:FF / ;FF."),
+    click.option("--end", help="Out-point (exclusive), same forms as --start."),
+    click.option(
+        "--segment",
+        "segments",
+        nargs=2,
+        multiple=True,
+        metavar="START END",
+        help="A range; repeat to join several ranges in order.",
+    ),
+    click.option(
+        "--accuracy", type=click.Choice([a.value for a in Accuracy]), default=Accuracy.EXACT.value
+    ),
+    click.option("--preset", type=click.Choice([p.value for p in Preset]), default="original"),
+    click.option(
+        "--timecode-origin",
+        type=click.Choice([o.value for o in TimecodeOrigin]),
+        default=TimecodeOrigin.EMBEDDED.value,
+    ),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the accuracy report as JSON.")
+def cut(source: str, output: Path, spec: CutSpec, as_json: bool) -> None:
+    """Cut SOURCE into OUTPUT, frame-exact by default, and report what was delivered."""
+    _check_source(source)
     try:
         with _progress_bar(sys.stderr.isatty() and not as_json) as progress:
-            report = engine.cut(source, output, spec, progress=progress)
+            report = engine.cut(source, output, spec, context=engine.RunContext(progress=progress))
     except ClipperError as exc:
         _fail(exc)
         return

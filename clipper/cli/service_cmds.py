@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
+from clipper.cli.options import option_group
 from clipper.settings import get_settings
 
 #: How often `clipper clip --wait` polls the clip.
@@ -129,17 +131,50 @@ def _fail(response: httpx.Response) -> None:
     raise click.ClickException(f"HTTP {response.status_code}{where}: {message}")
 
 
+def _clip_body(values: dict[str, Any]) -> dict[str, Any]:
+    """The `POST /v1/clips` body (without the source) that `clipper clip`'s options describe."""
+    body: dict[str, Any] = {
+        name: values[name] for name in ("accuracy", "preset", "timecode_origin", "priority")
+    }
+    for name in ("start", "end"):
+        if values[name] is not None:
+            body[name] = _time_value(values[name])
+    if values["filename"]:
+        body["filename"] = values["filename"]
+    return body
+
+
+@dataclass(frozen=True)
+class _ApiTarget:
+    """Where `clipper clip` sends its request, and with which key."""
+
+    url: str
+    key: str | None
+
+    @classmethod
+    def from_options(cls, values: dict[str, Any]) -> _ApiTarget:
+        # Development convenience: without a key, the first configured one.
+        key = values["api_key"] or next(iter(get_settings().api_key_names), None)
+        return cls(values["api_url"], key)
+
+
 @click.command()
 @click.argument("source_key")
-@click.option("--start", default=None, help="seconds, HH:MM:SS.mmm or SMPTE HH:MM:SS:FF")
-@click.option("--end", default=None, help="exclusive; same formats as --start")
-@click.option("--accuracy", type=click.Choice(["exact", "fast"]), default="exact")
-@click.option("--preset", type=click.Choice(["original", "mp4"]), default="original")
-@click.option("--timecode-origin", type=click.Choice(["embedded", "zero"]), default="embedded")
-@click.option(
-    "--priority", type=click.Choice(["interactive", "default", "bulk"]), default="interactive"
+@option_group(
+    "request",
+    _clip_body,
+    click.option("--start", default=None, help="seconds, HH:MM:SS.mmm or SMPTE HH:MM:SS:FF"),
+    click.option("--end", default=None, help="exclusive; same formats as --start"),
+    click.option("--accuracy", type=click.Choice(["exact", "fast"]), default="exact"),
+    click.option("--preset", type=click.Choice(["original", "mp4"]), default="original"),
+    click.option(
+        "--timecode-origin", type=click.Choice(["embedded", "zero"]), default="embedded"
+    ),
+    click.option(
+        "--priority", type=click.Choice(["interactive", "default", "bulk"]), default="interactive"
+    ),
+    click.option("--filename", default=None, help="download file name"),
 )
-@click.option("--filename", default=None, help="download file name")
 @click.option("--wait", is_flag=True, help="wait until the clip is done")
 @click.option(
     "-o",
@@ -148,47 +183,25 @@ def _fail(response: httpx.Response) -> None:
     default=None,
     help="download the clip to this file (implies --wait)",
 )
-@click.option(
-    "--api-url", envvar="CLIPPER_API_URL", default="http://127.0.0.1:8000", show_default=True
-)
-@click.option(
-    "--api-key", envvar="CLIPPER_API_KEY", default=None, help="bearer key (env CLIPPER_API_KEY)"
+@option_group(
+    "api",
+    _ApiTarget.from_options,
+    click.option(
+        "--api-url", envvar="CLIPPER_API_URL", default="http://127.0.0.1:8000", show_default=True
+    ),
+    click.option(
+        "--api-key", envvar="CLIPPER_API_KEY", default=None, help="bearer key (env CLIPPER_API_KEY)"
+    ),
 )
 def clip(
-    source_key: str,
-    start: str | None,
-    end: str | None,
-    accuracy: str,
-    preset: str,
-    timecode_origin: str,
-    priority: str,
-    filename: str | None,
-    wait: bool,
-    output: Path | None,
-    api_url: str,
-    api_key: str | None,
+    source_key: str, request: dict[str, Any], wait: bool, output: Path | None, api: _ApiTarget
 ) -> None:
     """Request a clip of SOURCE_KEY through the HTTP API; print its JSON or download it."""
     import json
 
-    if api_key is None:
-        # Development convenience: the first configured key.
-        api_key = next(iter(get_settings().api_key_names), None)
-    body: dict[str, Any] = {
-        "source": source_key,
-        "accuracy": accuracy,
-        "preset": preset,
-        "timecode_origin": timecode_origin,
-        "priority": priority,
-    }
-    if start is not None:
-        body["start"] = _time_value(start)
-    if end is not None:
-        body["end"] = _time_value(end)
-    if filename:
-        body["filename"] = filename
-    headers = {"Authorization": f"Bearer {api_key}"}
-    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+    body = {"source": source_key, **request}
+    headers = {"Authorization": f"Bearer {api.key}"}
+    with httpx.Client(base_url=api.url, headers=headers, timeout=30) as client:
         response = client.post("/v1/clips", json=body)
         if response.status_code not in (200, 202):
             _fail(response)

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -19,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 from rich.console import Console
 
+from clipper.cli.options import option_group
 from clipper.cli.sample import SAMPLE_KEY, SAMPLE_TIMECODE, SampleSpec, generate_sample
 from clipper.cli.supervise import (
     Child,
@@ -181,30 +183,124 @@ def _died(child: Child) -> None:
     console.print(f"[bold red]{child.name} exited unexpectedly (code {code}): stopping the rest[/]")
 
 
+def _sample_spec(values: dict[str, Any]) -> SampleSpec:
+    width, height = values["sample_size"]
+    return SampleSpec(seconds=values["sample_seconds"], width=width, height=height)
+
+
+@dataclass
+class _Up:
+    """One `clipper up` run: its settings, the supervisor and the sample being generated."""
+
+    settings: Settings
+    overrides: dict[str, str]
+    host: str
+    port: int
+    grace_seconds: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    sample_result: list[str] = field(default_factory=list)
+    sampler: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.api = f"http://{_connect_host(self.host)}:{self.port}"
+        self.sup = Supervisor(
+            grace_seconds=self.grace_seconds,
+            say=lambda m: console.print(f"[dim]{m}[/]"),
+            reap_orphans=True,
+        )
+
+    def on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            self.sup.hurry.set()  # a second Ctrl-C: no more waiting
+        self.stop.set()
+        self.cancel.set()
+
+    def _env(self) -> dict[str, str]:
+        return dict(os.environ) | {f"CLIPPER_{k.upper()}": v for k, v in self.overrides.items()}
+
+    def _start_sample(self, spec: SampleSpec | None) -> None:
+        if spec is None:
+            self.sample_result.append("skipped (--no-sample)")
+            return
+
+        def sample() -> None:
+            try:
+                self.sample_result.append(_ensure_sample(self.settings, spec, self.cancel))
+            except (ClipperError, OSError) as exc:
+                console.print(f"[bold red]could not add the sample video: {exc}[/]")
+                self.sample_result.append(f"not added ({exc}): the example below will not work")
+
+        self.sampler = threading.Thread(target=sample, name="sample", daemon=True)
+        self.sampler.start()
+
+    def _start_service(self, worker_count: int, sample: SampleSpec | None) -> Child | None:
+        """The API, the workers and the sample; the child that died while they started."""
+        cli, env = [sys.executable, "-m", "clipper.cli"], self._env()
+        self.sup.start("api", [*cli, "api", "--host", self.host, "--port", str(self.port)], env=env)
+        for n in range(1, worker_count + 1):
+            self.sup.start(f"worker-{n}", [*cli, "worker"], env=env)
+        self._start_sample(sample)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        failed = self.sup.wait(
+            self.stop, until=lambda: _api_answers(self.api) or time.monotonic() > deadline
+        )
+        if failed is None and not self.stop.is_set() and not _api_answers(self.api):
+            raise click.ClickException(f"the API did not answer at {self.api}/healthz")
+        return failed or self.sup.wait(self.stop, until=lambda: bool(self.sample_result))
+
+    def run(self, worker_count: int, spec: SampleSpec, *, add_sample: bool) -> Child | None:
+        """Start everything and serve until stopped; the child that died, if one did."""
+        failed = None
+        if "redis_url" in self.overrides:  # no CLIPPER_REDIS_URL given: run our own
+            failed = _start_redis(self.sup, self.settings, self.stop)
+        elif not _redis_answers(self.settings.redis_url):
+            raise click.ClickException(f"Redis at {self.settings.redis_url} does not answer")
+        if failed is None and not self.stop.is_set():
+            failed = self._start_service(worker_count, spec if add_sample else None)
+        if failed is None and not self.stop.is_set():
+            api_key = next(iter(self.settings.api_key_names), "")
+            example = _clip_request(spec)
+            _print_ready(self.settings, self.api, api_key, self.sample_result[0], example)
+            failed = self.sup.wait(self.stop)
+        return failed
+
+    def shut_down(self) -> None:
+        """Stop the sample's FFmpeg, then every child in order."""
+        self.cancel.set()
+        if self.sampler is not None:  # its FFmpeg is our child: gone before orphans are reaped
+            self.sampler.join(timeout=self.grace_seconds)
+        self.sup.stop_all()
+
+
+def _settings_for(host: str, port: int) -> tuple[Settings, dict[str, str]]:
+    """The children's settings: the user's, with what they left at the defaults filled in."""
+    try:
+        settings = Settings()
+        overrides = _child_overrides(settings, host, port)
+        return Settings(**overrides), overrides  # type: ignore[arg-type]  # strings, validated
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the API binds.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", "worker_count", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--no-sample", is_flag=True, help="Do not put the sample video into the library.")
-@click.option("--sample-seconds", default=30.0, hidden=True, type=click.FloatRange(1, 59))
-@click.option("--sample-size", default="1280x720", hidden=True, callback=_parse_size)
+@option_group(
+    "sample",
+    _sample_spec,
+    click.option("--sample-seconds", default=30.0, hidden=True, type=click.FloatRange(1, 59)),
+    click.option("--sample-size", default="1280x720", hidden=True, callback=_parse_size),
+)
 @click.option("--grace-seconds", default=10.0, hidden=True, type=click.FloatRange(0))
 def up(
-    host: str,
-    port: int,
-    worker_count: int,
-    no_sample: bool,
-    sample_seconds: float,
-    sample_size: tuple[int, int],
+    host: str, port: int, worker_count: int, no_sample: bool, sample: SampleSpec,
     grace_seconds: float,
-) -> None:
+) -> None:  # fmt: skip
     """Run the whole service on embedded defaults: Redis, the API, workers and a sample."""
-    try:
-        settings = Settings()
-        overrides = _child_overrides(settings, host, port)
-        settings = Settings(**overrides)  # type: ignore[arg-type]  # strings, validated here
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid settings:\n{exc}") from exc
+    settings, overrides = _settings_for(host, port)
     lock = lock_dir(settings.state_dir)
     if lock is None:
         raise click.ClickException(f"another `clipper up` is using {settings.state_dir}")
@@ -212,67 +308,15 @@ def up(
         raise click.ClickException(f"{host}:{port} is in use: pick another with --port")
     if "work_dir" in overrides:
         _remove_stale_work(Path(overrides["work_dir"]))
-    env = dict(os.environ) | {f"CLIPPER_{k.upper()}": v for k, v in overrides.items()}
-    width, height = sample_size
-    spec = SampleSpec(seconds=sample_seconds, width=width, height=height)
-    api = f"http://{_connect_host(host)}:{port}"
-
-    stop, cancel = threading.Event(), threading.Event()
-    sup = Supervisor(
-        grace_seconds=grace_seconds,
-        say=lambda m: console.print(f"[dim]{m}[/]"),
-        reap_orphans=True,
-    )
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            sup.hurry.set()  # a second Ctrl-C: no more waiting
-        stop.set()
-        cancel.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    run = _Up(settings, overrides, host, port, grace_seconds)
+    previous = {s: signal.signal(s, run.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     failed: Child | None = None
-    sample_result: list[str] = []
-    sampler: threading.Thread | None = None
     try:
-        if "redis_url" in overrides:  # no CLIPPER_REDIS_URL given: run our own
-            failed = _start_redis(sup, settings, stop)
-        elif not _redis_answers(settings.redis_url):
-            raise click.ClickException(f"Redis at {settings.redis_url} does not answer")
-        if failed is None and not stop.is_set():
-            cli = [sys.executable, "-m", "clipper.cli"]
-            sup.start("api", [*cli, "api", "--host", host, "--port", str(port)], env=env)
-            for n in range(1, worker_count + 1):
-                sup.start(f"worker-{n}", [*cli, "worker"], env=env)
-
-            def sample() -> None:
-                try:
-                    sample_result.append(_ensure_sample(settings, spec, cancel))
-                except (ClipperError, OSError) as exc:
-                    console.print(f"[bold red]could not add the sample video: {exc}[/]")
-                    sample_result.append(f"not added ({exc}): the example below will not work")
-
-            if no_sample:
-                sample_result.append("skipped (--no-sample)")
-            else:
-                sampler = threading.Thread(target=sample, name="sample", daemon=True)
-                sampler.start()
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            failed = sup.wait(stop, until=lambda: _api_answers(api) or time.monotonic() > deadline)
-            if failed is None and not stop.is_set() and not _api_answers(api):
-                raise click.ClickException(f"the API did not answer at {api}/healthz")
-            failed = failed or sup.wait(stop, until=lambda: bool(sample_result))
-        if failed is None and not stop.is_set():
-            api_key = next(iter(settings.api_key_names), "")
-            _print_ready(settings, api, api_key, sample_result[0], _clip_request(spec))
-            failed = sup.wait(stop)
+        failed = run.run(worker_count, sample, add_sample=not no_sample)
         if failed is not None:
             _died(failed)
     finally:
-        cancel.set()
-        if sampler is not None:  # its FFmpeg is our child: gone before orphans are reaped
-            sampler.join(timeout=grace_seconds)
-        sup.stop_all()
+        run.shut_down()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     console.print("[bold]Clipper stopped.[/]")

@@ -1,5 +1,9 @@
-"""The FFmpeg engine: read the source (`media/`), plan the cut (`plan/`), run FFmpeg (`ffmpeg/`),
-verify and report; `facade.py` is the public entry (`cut`, `probe`, `EngineConfig`)."""
+"""The FFmpeg engine: read the source, plan the cut, run FFmpeg, verify and report.
+
+Stages by folder: `media/` (what the source is), `plan/` (what the output will be),
+`ffmpeg/` (running FFmpeg), then `verify.py` and `report.py`; `facade.py` composes them and
+is the public entry re-exported here (`cut`, `probe`, `EngineConfig`, `RunContext`).
+"""
 
 from clipper.engine.facade import (
     AccuracyReport,
@@ -7,6 +11,7 @@ from clipper.engine.facade import (
     FrameRange,
     MediaInfo,
     ProgressFn,
+    RunContext,
     cut,
     keyframes_near,
     output_extension,
@@ -21,6 +26,7 @@ __all__ = [
     "FrameRange",
     "MediaInfo",
     "ProgressFn",
+    "RunContext",
     "cut",
     "keyframes_near",
     "output_extension",

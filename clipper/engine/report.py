@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from clipper.engine.plan.parts import SegmentPlan, Strategy
 from clipper.timecode import describe_frame
+
+if TYPE_CHECKING:
+    from clipper.engine.plan.cutplan import CutPlan
 
 
 class FramePoint(BaseModel):
@@ -110,3 +114,22 @@ def overall_strategy(plans: list[SegmentPlan]) -> Strategy:
     if strategies == {Strategy.REENCODE}:
         return Strategy.REENCODE
     return Strategy.SMART
+
+
+def build_report(plan: CutPlan, verification: Verification) -> AccuracyReport:
+    """The report step: what `plan` asked and delivered, with the verification's proof."""
+    media = plan.media
+    segments = [segment_report(p, media.frame_rate, media.start_timecode) for p in plan.segments]
+    return AccuracyReport(
+        accuracy=plan.spec.accuracy.value,
+        preset=plan.spec.preset.value,
+        strategy=overall_strategy(plan.segments),
+        frame_count=verification.frame_count,
+        duration_seconds=verification.duration_seconds,
+        frame_rate=f"{media.frame_rate.numerator}/{media.frame_rate.denominator}",
+        source_start_timecode=media.start_timecode,
+        segments=segments,
+        frames_reencoded=sum(s.frames_reencoded for s in segments),
+        frames_copied=sum(s.frames_copied for s in segments),
+        verification=verification,
+    )

@@ -15,14 +15,16 @@ Exit code 0 of the FFmpeg that wrote the file proves nothing; this does.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from clipper.engine.ffmpeg import runner as ffmpeg
+from clipper.engine.context import DEFAULT_CONTEXT, RunContext
+from clipper.engine.ffmpeg import inputs, runner
 from clipper.engine.media.mp4index import read_tracks
+from clipper.engine.plan.cutplan import CutPlan
 from clipper.engine.report import Verification
 from clipper.errors import EngineError, VerificationFailed
 
@@ -41,19 +43,13 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _probe(
-    path: Path,
-    ffprobe_path: str,
-    extra: list[str],
-    timeout: float | None,
-    cancel: threading.Event | None,
-) -> tuple[dict[str, Any], str]:
+def _probe(path: Path, extra: list[str], ctx: RunContext) -> tuple[dict[str, Any], str]:
     argv = [
-        ffprobe_path, "-v", "error", "-protocol_whitelist", "file",
-        "-format_whitelist", OUTPUT_FORMATS, "-of", "json", *extra, ffmpeg.output_url(path),
+        ctx.ffprobe_path, "-v", "error", "-protocol_whitelist", "file",
+        "-format_whitelist", OUTPUT_FORMATS, "-of", "json", *extra, inputs.output_url(path),
     ]  # fmt: skip
     try:
-        result = ffmpeg.run(argv, timeout_seconds=timeout, cancel=cancel, capture_stdout=True)
+        result = runner.run(argv, ctx, capture_stdout=True)
     except EngineError as exc:
         raise VerificationFailed(f"the output cannot be read: {exc.message}") from exc
     return json.loads(result.stdout or "{}"), result.stderr_tail
@@ -70,12 +66,7 @@ def _merge(intervals: Sequence[Interval]) -> list[Interval]:
 
 
 def _decode(
-    path: Path,
-    base: float,
-    intervals: Sequence[Interval] | None,
-    ffprobe_path: str,
-    timeout: float | None,
-    cancel: threading.Event | None,
+    path: Path, base: float, intervals: Sequence[Interval] | None, ctx: RunContext
 ) -> tuple[int, str]:
     """Decode the video (all of it, or intervals from `base`): frames decoded, error text."""
     if intervals is not None and not intervals:
@@ -84,7 +75,7 @@ def _decode(
     if intervals is not None:
         spec = ",".join(f"{base + a:.6f}%{base + b:.6f}" for a, b in _merge(intervals))
         extra += ["-read_intervals", spec]
-    data, errors = _probe(path, ffprobe_path, extra, timeout, cancel)
+    data, errors = _probe(path, extra, ctx)
     return len(data.get("frames") or []), errors
 
 
@@ -109,20 +100,10 @@ def _packets_in_process(path: Path) -> PacketFacts | None:
     return list(video.pts_seconds), first_is_key, pairs
 
 
-def _packets_by_ffprobe(
-    path: Path, ffprobe_path: str, timeout: float | None, cancel: threading.Event | None
-) -> PacketFacts:
+def _packets_by_ffprobe(path: Path, ctx: RunContext) -> PacketFacts:
     """The packet facts from ffprobe's packet listing (MKV, MPEG-TS, unusual MP4)."""
-    data, _ = _probe(
-        path,
-        ffprobe_path,
-        [
-            "-show_entries",
-            "packet=stream_index,pts_time,duration_time,flags:stream=index,codec_type",
-        ],
-        timeout,
-        cancel,
-    )
+    entries = "packet=stream_index,pts_time,duration_time,flags:stream=index,codec_type"
+    data, _ = _probe(path, ["-show_entries", entries], ctx)
     kinds = {int(s["index"]): str(s.get("codec_type")) for s in data.get("streams", [])}
     first_audio = min((i for i, k in kinds.items() if k == "audio"), default=None)
     video_index = min((i for i, k in kinds.items() if k == "video"), default=None)
@@ -143,73 +124,122 @@ def _packets_by_ffprobe(
     return video_ts, first_is_key, audio
 
 
-def verify_output(
-    path: Path,
-    *,
-    expected_frames: int,
-    frame_rate: Fraction,
-    expect_audio: bool,
-    decode_intervals: Sequence[Interval] | None = None,
-    ffprobe_path: str = "ffprobe",
-    timeout_seconds: float | None = None,
-    cancel: threading.Event | None = None,
-) -> Verification:
-    """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not.
+@dataclass(frozen=True)
+class Expected:
+    """What a written output must be, as its plan describes it.
 
     `decode_intervals` are seconds from the output's first frame; None decodes everything,
     an empty list nothing (a pure stream copy: packets are the source's own).
     """
-    facts = _packets_in_process(path) or _packets_by_ffprobe(
-        path, ffprobe_path, timeout_seconds, cancel
-    )
-    video_ts, first_is_key, audio = facts
-    frame_seconds = 1 / float(frame_rate)
-    count = len(video_ts)
-    first = min(video_ts, default=0.0)
-    last = max(video_ts, default=0.0)
-    duration = count * frame_seconds
-    decoded, errors = _decode(path, first, decode_intervals, ffprobe_path, timeout_seconds, cancel)
-    audio_duration = delta = lead = None
-    audio_frame = max((d for _, d in audio), default=0.0)
-    if audio:
-        audio_start = min(t for t, _ in audio)
-        audio_end = max(t + d for t, d in audio)
-        audio_duration = audio_end - audio_start
-        delta = audio_end - (last + frame_seconds)
-        # Containers without edit lists (MPEG-TS, MKV) keep the encoder's priming samples,
-        # timestamped before the first video frame: allowed at the start, one frame's worth.
-        lead = first - audio_start
-    error_lines = [line for line in errors.splitlines() if line.strip()]
+
+    frames: int
+    frame_rate: Fraction
+    audio: bool
+    decode_intervals: Sequence[Interval] | None = None
+
+    @classmethod
+    def of(cls, plan: CutPlan) -> Expected:
+        """The expectation a cut plan sets."""
+        return cls(
+            frames=plan.expected_frames,
+            frame_rate=plan.frame_rate,
+            audio=bool(plan.media.audio),
+            decode_intervals=plan.decode_intervals,
+        )
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What the packet and decode passes found."""
+
+    video_ts: list[float]
+    first_is_key: bool
+    audio: list[tuple[float, float]]
+    decoded: int
+    error_lines: list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.video_ts)
+
+    @property
+    def first(self) -> float:
+        return min(self.video_ts, default=0.0)
+
+    @property
+    def last(self) -> float:
+        return max(self.video_ts, default=0.0)
+
+
+def _audio_span(m: _Measured, frame_seconds: float) -> tuple[float, float, float] | None:
+    """(audio duration, end delta to the video's end, lead before its start), or None."""
+    if not m.audio:
+        return None
+    audio_start = min(t for t, _ in m.audio)
+    audio_end = max(t + d for t, d in m.audio)
+    # Containers without edit lists (MPEG-TS, MKV) keep the encoder's priming samples,
+    # timestamped before the first video frame: allowed at the start, one frame's worth.
+    return audio_end - audio_start, audio_end - (m.last + frame_seconds), m.first - audio_start
+
+
+def _video_problems(m: _Measured, expected: Expected) -> list[str]:
+    frame_seconds = 1 / float(expected.frame_rate)
     problems = []
-    if count != expected_frames:
-        problems.append(f"{count} video frames, {expected_frames} expected")
-    if decode_intervals is None and decoded != count:
-        problems.append(f"{decoded} of {count} video frames decode")
-    if count and not first_is_key:
+    if m.count != expected.frames:
+        problems.append(f"{m.count} video frames, {expected.frames} expected")
+    if expected.decode_intervals is None and m.decoded != m.count:
+        problems.append(f"{m.decoded} of {m.count} video frames decode")
+    if m.count and not m.first_is_key:
         problems.append("the video does not start with a keyframe")
-    if error_lines:
-        problems.append(f"{len(error_lines)} decode error line(s): {error_lines[0][:200]}")
-    if count and abs((last - first) - (count - 1) * frame_seconds) > frame_seconds / 2:
-        problems.append(f"frame timestamps span {last - first:.4f} s for {count} frames")
-    if expect_audio and audio_duration is None:
-        problems.append("the audio stream is missing")
-    if delta is not None and lead is not None:
-        tolerance = audio_frame + TIMESTAMP_SLACK_SECONDS
-        if abs(delta) > tolerance:
-            problems.append(f"audio ends {delta * 1000:.1f} ms away from the video's end")
-        if abs(lead) > tolerance:
-            problems.append(f"audio starts {lead * 1000:.1f} ms away from the video's start")
+    if m.error_lines:
+        problems.append(f"{len(m.error_lines)} decode error line(s): {m.error_lines[0][:200]}")
+    span = m.last - m.first
+    if m.count and abs(span - (m.count - 1) * frame_seconds) > frame_seconds / 2:
+        problems.append(f"frame timestamps span {span:.4f} s for {m.count} frames")
+    return problems
+
+
+def _audio_problems(m: _Measured, expected: Expected) -> list[str]:
+    span = _audio_span(m, 1 / float(expected.frame_rate))
+    if span is None:
+        return ["the audio stream is missing"] if expected.audio else []
+    _, delta, lead = span
+    tolerance = max((d for _, d in m.audio), default=0.0) + TIMESTAMP_SLACK_SECONDS
+    problems = []
+    if abs(delta) > tolerance:
+        problems.append(f"audio ends {delta * 1000:.1f} ms away from the video's end")
+    if abs(lead) > tolerance:
+        problems.append(f"audio starts {lead * 1000:.1f} ms away from the video's start")
+    return problems
+
+
+def verify_output(
+    path: Path, expected: Expected, ctx: RunContext = DEFAULT_CONTEXT
+) -> Verification:
+    """Check frame count, timestamps, decode errors and audio length; VerificationFailed if not."""
+    video_ts, first_is_key, audio = _packets_in_process(path) or _packets_by_ffprobe(path, ctx)
+    first = min(video_ts, default=0.0)
+    decoded, errors = _decode(path, first, expected.decode_intervals, ctx)
+    lines = [line for line in errors.splitlines() if line.strip()]
+    m = _Measured(video_ts, first_is_key, audio, decoded, lines)
+    problems = _video_problems(m, expected) + _audio_problems(m, expected)
     if problems:
         raise VerificationFailed("output failed verification: " + "; ".join(problems))
+    span = _audio_span(m, 1 / float(expected.frame_rate))
     return Verification(
-        frame_count=count,
-        expected_frame_count=expected_frames,
-        duration_seconds=round(duration, 6),
-        first_frame_seconds=round(first, 6),
-        last_frame_seconds=round(last, 6),
-        decode_errors=len(error_lines),
+        frame_count=m.count,
+        expected_frame_count=expected.frames,
+        duration_seconds=round(m.count * (1 / float(expected.frame_rate)), 6),
+        first_frame_seconds=round(m.first, 6),
+        last_frame_seconds=round(m.last, 6),
+        decode_errors=len(lines),
         frames_decoded=decoded,
-        audio_duration_seconds=None if audio_duration is None else round(audio_duration, 6),
-        audio_video_delta_seconds=None if delta is None else round(delta, 6),
+        audio_duration_seconds=None if span is None else round(span[0], 6),
+        audio_video_delta_seconds=None if span is None else round(span[1], 6),
         passed=True,
     )
+
+
+def verify_cut(plan: CutPlan, path: Path, ctx: RunContext) -> Verification:
+    """The verify step: `path` against what `plan` says the output will be."""
+    return verify_output(path, Expected.of(plan), ctx)

@@ -491,7 +491,10 @@ def test_canceled_cut_leaves_nothing_behind(
     spec = CutSpec(segments=case.segments)
     out = outdir / "clip.mp4"
     with pytest.raises(Canceled):
-        engine.cut(media_h264_mp4.path, out, spec, progress=progress, cancel=cancel)
+        engine.cut(
+            media_h264_mp4.path, out, spec,
+            context=engine.RunContext(cancel=cancel, progress=progress),
+        )  # fmt: skip
     assert when in seen
     assert list(outdir.iterdir()) == []
     assert list(system_tmp.iterdir()) == []
@@ -503,7 +506,8 @@ def test_progress_reports_phases_in_order(media_h264_mp4: MediaSample, tmp_path:
     record: Callable[[str, float], None] = lambda p, f: calls.append((p, f))  # noqa: E731
     case = _cases(media_h264_mp4)["keyframe_in"]
     engine.cut(
-        media_h264_mp4.path, tmp_path / "c.mp4", CutSpec(segments=case.segments), progress=record
+        media_h264_mp4.path, tmp_path / "c.mp4", CutSpec(segments=case.segments),
+        context=engine.RunContext(progress=record),
     )
     phases = [p for p, _ in calls]
     order = ["probing", "cutting", "verifying"]

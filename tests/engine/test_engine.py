@@ -112,7 +112,13 @@ def test_timeout_leaves_nothing(mov: tuple[MediaSample, engine.MediaInfo], tmp_p
     s, media = mov
     config = engine.EngineConfig(timeout_seconds=0.001)
     with pytest.raises(Timeout):
-        engine.cut(s.path, tmp_path / "t.mov", _spec((0.5, 3.5)), media=media, config=config)
+        engine.cut(
+            s.path,
+            tmp_path / "t.mov",
+            _spec((0.5, 3.5)),
+            media=media,
+            context=engine.RunContext(config),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -133,7 +139,13 @@ def test_work_dir_is_used_and_cleaned(
     s, media = mov
     work = tmp_path / "work"
     config = engine.EngineConfig(work_dir=work)
-    report = engine.cut(s.path, tmp_path / "w.mov", _spec((0.5, 1.5)), media=media, config=config)
+    report = engine.cut(
+        s.path,
+        tmp_path / "w.mov",
+        _spec((0.5, 1.5)),
+        media=media,
+        context=engine.RunContext(config),
+    )
     assert report.frame_count == 25
     assert list(work.iterdir()) == []
 

@@ -63,6 +63,7 @@ def test_cancel_in_each_phase_leaves_nothing(
 
     spec = CutSpec(segments=(Segment(1.3, 3.1),), accuracy=accuracy)
     with pytest.raises(Canceled):
-        engine.cut(src, out_dir / "clip.mp4", spec, progress=progress, cancel=cancel)
+        ctx = engine.RunContext(cancel=cancel, progress=progress)
+        engine.cut(src, out_dir / "clip.mp4", spec, context=ctx)
     assert list(out_dir.iterdir()) == [], "a cancelled cut left files behind"
     assert not [pid for pid in started if _alive(pid)], "FFmpeg outlived the cancel"

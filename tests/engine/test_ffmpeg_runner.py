@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from clipper.engine.context import RunContext
+from clipper.engine.ffmpeg import inputs
 from clipper.engine.ffmpeg import runner as ffmpeg
 from clipper.errors import Canceled, EngineError, Timeout, UnsafeInput
 
@@ -42,19 +44,19 @@ def _wait_gone(pid: int, seconds: float = 5.0) -> bool:
 
 
 def test_local_paths_become_file_urls(tmp_path: Path) -> None:
-    url = ffmpeg.media_url(tmp_path / "-y.mp4")
+    url = inputs.media_url(tmp_path / "-y.mp4")
     assert url == f"file:{tmp_path}/-y.mp4"
-    assert ffmpeg.media_url("https://store.example/a.mp4?X-Amz-Signature=1").startswith("https:")
+    assert inputs.media_url("https://store.example/a.mp4?X-Amz-Signature=1").startswith("https:")
     for hostile in ("concat:a.mp4|b.mp4", "pipe:0", "ftp://x/y", "data:,abc", "file:/etc/passwd"):
         with pytest.raises(UnsafeInput):
-            ffmpeg.media_url(hostile)
+            inputs.media_url(hostile)
 
 
 def test_input_whitelists(tmp_path: Path) -> None:
-    local = ffmpeg.input_options(tmp_path / "a.mp4")
+    local = inputs.input_options(tmp_path / "a.mp4")
     assert local["protocol_whitelist"] == "file"
     assert "hls" not in local["format_whitelist"] and "concat" not in local["format_whitelist"]
-    remote = ffmpeg.input_options("https://store.example/a.mp4")
+    remote = inputs.input_options("https://store.example/a.mp4")
     assert remote["protocol_whitelist"] == "http,https,tcp,tls,crypto"
     assert remote["reconnect"] == 1 and remote["reconnect_on_network_error"] == 1
     assert remote["rw_timeout"] > 0 and remote["max_redirects"] == 0
@@ -62,8 +64,8 @@ def test_input_whitelists(tmp_path: Path) -> None:
 
 def test_compiled_argv_keeps_hostile_names_out_of_option_slots(tmp_path: Path) -> None:
     src, out = tmp_path / "-y.mp4", tmp_path / "-i.mp4"
-    node = ffmpeg.source_input(src, ss="1.0").output(ffmpeg.output_url(out), c="copy")
-    argv = ffmpeg.compile_argv(node)
+    node = inputs.source_input(src, ss="1.0").output(inputs.output_url(out), c="copy")
+    argv = inputs.compile_argv(node)
     assert "-nostdin" in argv and argv[argv.index("-progress") + 1] == "pipe:1"
     assert argv[argv.index("-i") + 1] == f"file:{src}"
     assert f"file:{out}" in argv
@@ -80,8 +82,8 @@ def test_a_file_named_like_an_option_is_read_and_written(tmp_path: Path) -> None
          "-c:v", "libx264", f"file:{src}"],
         check=True,
     )  # fmt: skip
-    node = ffmpeg.source_input(src).output(ffmpeg.output_url(out), c="copy", f="mp4")
-    ffmpeg.run(ffmpeg.compile_argv(node), timeout_seconds=30)
+    node = inputs.source_input(src).output(inputs.output_url(out), c="copy", f="mp4")
+    ffmpeg.run(inputs.compile_argv(node), RunContext(timeout_seconds=30))
     assert out.stat().st_size > 0
     assert not (Path.cwd() / "-t.mp4").exists()
 
@@ -101,7 +103,8 @@ def test_progress_callback_fires_during_a_run() -> None:
         "ffmpeg", "-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
         "-f", "lavfi", "-i", "testsrc2=size=64x36:rate=25:d=2", "-f", "null", "-",
     ]  # fmt: skip
-    ffmpeg.run(argv, progress=lambda p, f: seen.append((p, f)), expected_seconds=2.0, phase="x")
+    ctx = RunContext(progress=lambda p, f: seen.append((p, f)))
+    ffmpeg.run(argv, ctx, expected_seconds=2.0, phase="x")
     assert seen and all(p == "x" and 0.0 <= f <= 1.0 for p, f in seen)
     assert seen[-1][1] > 0.9
 
@@ -117,7 +120,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     script = f"sleep 60 & echo $! > {pidfile}; wait"
     started = time.monotonic()
     with pytest.raises(Timeout):
-        ffmpeg.run(["sh", "-c", script], timeout_seconds=0.5)
+        ffmpeg.run(["sh", "-c", script], RunContext(timeout_seconds=0.5))
     assert time.monotonic() - started < 5
     grandchild = int(pidfile.read_text())
     assert _wait_gone(grandchild), "the shell's child survived the timeout"
@@ -137,7 +140,8 @@ def test_cancel_kills_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
     started = time.monotonic()
     with pytest.raises(Canceled):
         # The first progress block arrives once FFmpeg really runs; cancel then.
-        ffmpeg.run(ENDLESS, cancel=cancel, progress=lambda p, f: cancel.set(), expected_seconds=9)
+        ctx = RunContext(cancel=cancel, progress=lambda p, f: cancel.set())
+        ffmpeg.run(ENDLESS, ctx, expected_seconds=9)
     assert time.monotonic() - started < 5
     assert pids and _wait_gone(pids[0])
 
@@ -146,7 +150,9 @@ def test_ffmpeg_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     pidfile = tmp_path / "ffmpeg.pid"
     parent_code = (
         "import sys; from clipper.engine.ffmpeg import runner as ffmpeg; "
-        f"ffmpeg.run(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'], timeout_seconds=60)"
+        "from clipper.engine.context import RunContext; "
+        f"ffmpeg.run(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'], "
+        "RunContext(timeout_seconds=60))"
     )
     parent = subprocess.Popen(
         [sys.executable, "-c", parent_code], cwd=Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from clipper import engine
+from clipper.engine import prepare
 from clipper.engine.media import mp4index
-from clipper.engine.plan import prepare
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
 from clipper.storage.s3 import S3Storage
 from tests import framecheck as fc
@@ -38,7 +38,9 @@ def staged_cuts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return result
 
     monkeypatch.setattr(prepare, "stage_span", spy)
-    monkeypatch.setattr(engine, "cut", functools.partial(engine.cut, config=ALWAYS))
+    monkeypatch.setattr(
+        engine, "cut", functools.partial(engine.cut, context=engine.RunContext(ALWAYS))
+    )
     return results
 
 

@@ -8,28 +8,19 @@ guesswork), takes audio from the source once per segment, and writes the output 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import ffmpeg as ffmpeg_python
 
-from clipper.engine.ffmpeg import runner as ffmpeg
+from clipper.engine.context import EngineConfig
+from clipper.engine.ffmpeg import inputs
 from clipper.engine.ffmpeg.encoders import audio_args, muxer, reencode_video_args
-from clipper.engine.media.ffprobe import MediaInfo
+from clipper.engine.media.model import MediaInfo
+from clipper.engine.plan.cutplan import CutPlan
+from clipper.engine.plan.cutpoints import floor_seconds
 from clipper.engine.plan.parts import Part, SegmentPlan
-from clipper.spec import Preset
-
-
-@dataclass(frozen=True)
-class PartJob:
-    """One FFmpeg process producing one video part."""
-
-    part: Part
-    path: Path
-    argv: list[str]
-    seconds: float
 
 
 def seek_seconds(media: MediaInfo, index: int) -> float | None:
@@ -45,52 +36,38 @@ def seek_seconds(media: MediaInfo, index: int) -> float | None:
     return float(max(Fraction(0), media.frame_pts(index) - half))
 
 
-def floor_seconds(media: MediaInfo, index: int) -> float:
-    """Frame `index`'s `-ss` time rounded down to the microsecond (never after the frame)."""
-    micros = int(media.frame_pts(index) * 1_000_000)
-    return micros / 1_000_000
-
-
-def direct_copy_argv(
-    source: str | Path,
-    media: MediaInfo,
-    plan: SegmentPlan,
-    output: Path,
-    *,
-    video_seconds: float | None,
-    extension: str,
-    start_timecode: str | None,
-    ffmpeg_path: str,
-    strip_units: str | None = None,
-) -> list[str]:
+def direct_copy_argv(cut: CutPlan, output: Path, ffmpeg_path: str) -> list[str]:
     """Fast mode in one process: video and audio stream-copied straight into the output.
 
     The video input's `-t` ends the copy at a packet boundary: copy mode compares each
     packet's DTS with it, so it is set between the DTS of the last packet wanted and the
     first one not wanted (from the packet listing). The audio comes from a second input of
     the same source with its own `-ss`/`-t`, so it ends with the video's last frame.
-    `strip_units` ("7|8|9") removes those NAL unit types from the video packets.
+    The plan's `strip_units` ("7|8|9") removes those NAL unit types from the video packets.
     """
+    source, media, plan = cut.source, cut.media, cut.segments[0]
+    assert cut.direct_copy is not None, "not a one-process copy"
+    video_seconds, strip_units = cut.direct_copy.video_seconds, cut.strip_units
     start = plan.delivered.start
     ss = floor_seconds(media, start) if start > 0 else None
     v_opts: dict[str, Any] = {} if ss is None else {"ss": f"{ss:.6f}"}
     if video_seconds is not None:
         v_opts["t"] = f"{video_seconds:.6f}"
-    streams: list[Any] = [ffmpeg.source_input(source, **v_opts)[f"{media.video.index}"]]
+    streams: list[Any] = [inputs.source_input(source, **v_opts)[f"{media.video.index}"]]
     if media.audio:
         seconds = Fraction(plan.delivered.count) / media.frame_rate
         a_opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
         if ss is not None:
             a_opts["ss"] = f"{ss:.6f}"
-        streams.append(ffmpeg.source_input(source, **a_opts)["a"])
-    out: dict[str, Any] = {"c": "copy", "copypriorss": 0, "f": muxer(extension)}
+        streams.append(inputs.source_input(source, **a_opts)["a"])
+    out: dict[str, Any] = {"c": "copy", "copypriorss": 0, "f": muxer(cut.extension)}
     if strip_units:
         # NAL types the MPEG-TS muxer added (AUD, in-band parameter sets) to a staged copy of
         # an MP4/MKV source: without them the packets are the source's, bit for bit.
         out["bsf:v"] = f"filter_units=remove_types={strip_units}"
-    out.update(_container_args(media, extension, start_timecode))
-    node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
-    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+    out.update(_container_args(media, cut.extension, cut.start_timecode))
+    node = ffmpeg_python.output(*streams, inputs.output_url(output), **out)
+    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path)
 
 
 def _container_args(media: MediaInfo, extension: str, start_timecode: str | None) -> dict[str, Any]:
@@ -105,25 +82,16 @@ def _container_args(media: MediaInfo, extension: str, start_timecode: str | None
     return out
 
 
-def part_argv(
-    source: str | Path,
-    media: MediaInfo,
-    part: Part,
-    path: Path,
-    *,
-    preset: Preset,
-    last_in_stream: bool,
-    ffmpeg_path: str,
-    threads: int,
-    seek_key: int = 0,
-) -> list[str]:
+def part_argv(cut: CutPlan, part: Part, path: Path, config: EngineConfig) -> list[str]:
     """Command line for one video-only part written as MPEG-TS.
 
-    `seek_key` is a keyframe at or before the part's start. MPEG-TS inputs seek by byte
-    position and land anywhere in a GOP (decoding from there gives broken frames), so for
-    them the input seek aims just before that keyframe and an output seek skips to the
-    part's first frame; MP4/MOV and MKV seek to a keyframe themselves.
+    MPEG-TS inputs seek by byte position and land anywhere in a GOP (decoding from there
+    gives broken frames), so for them the input seek aims just before the keyframe at or
+    before the part's start and an output seek skips to the part's first frame; MP4/MOV and
+    MKV seek to a keyframe themselves.
     """
+    source, media = cut.source, cut.media
+    seek_key = max((k for k in cut.keyframes if k <= part.start), default=0)
     in_opts: dict[str, Any] = {}
     out: dict[str, Any] = {"map": f"0:{media.video.index}", "an": None, "sn": None, "dn": None}
     first = part.start
@@ -134,7 +102,7 @@ def part_argv(
     ss = seek_seconds(media, first)
     if ss is not None:
         in_opts["ss"] = f"{ss:.6f}"
-    stream = ffmpeg.source_input(source, **in_opts)
+    stream = inputs.source_input(source, **in_opts)
     if part.mode == "copy":
         # Drop packets before the seek point: the part starts at the keyframe itself.
         out.update({"c:v": "copy", "copypriorss": 0})
@@ -142,18 +110,18 @@ def part_argv(
             # HEVC RASL pictures (NAL types 8, 9) of an open-GOP keyframe reference frames
             # before the clip: undecodable, and mid-stream (a later segment) a source of errors.
             out["bsf:v"] = "filter_units=remove_types=8|9"
-        if not last_in_stream:
+        if part.end < media.frame_count:
             # Packet count, not time: copy cuts compare DTS, and with B-frames `-t` keeps
             # extra frames. Whole closed GOPs hold exactly their own frames in decode order.
             out["frames:v"] = part.count if part.packets is None else part.packets
     else:
-        out.update(reencode_video_args(media, preset))
+        out.update(reencode_video_args(media, cut.spec.preset))
         out["frames:v"] = part.count
-        if threads:
-            out["threads"] = threads
+        if config.threads:
+            out["threads"] = config.threads
     out["f"] = "mpegts"
-    node = stream.output(ffmpeg.output_url(path), **out)
-    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+    node = stream.output(inputs.output_url(path), **out)
+    return inputs.compile_argv(node, ffmpeg_path=config.ffmpeg_path)
 
 
 def track_timescale(media: MediaInfo) -> int:
@@ -184,64 +152,54 @@ def concat_list(parts: list[tuple[Path, int, int]], rate: Fraction) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mux_argv(
-    source: str | Path,
-    media: MediaInfo,
-    plans: list[SegmentPlan],
-    list_path: Path,
-    output: Path,
-    *,
-    extension: str,
-    preset: Preset,
-    copy_audio: bool,
-    start_timecode: str | None,
-    ffmpeg_path: str,
-) -> list[str]:
+def mux_argv(cut: CutPlan, list_path: Path, output: Path, ffmpeg_path: str) -> list[str]:
     """Final mux: joined video parts + audio cut from the source per segment."""
+    media, extension = cut.media, cut.extension
     video = ffmpeg_python.input(
-        ffmpeg.output_url(list_path),
+        inputs.output_url(list_path),
         f="concat",
         safe=0,
         protocol_whitelist="file",
         format_whitelist="concat,mpegts",
     )
-    streams: list[Any] = [video["v:0"]]
+    streams: list[Any] = [video["v:0"], *_audio_streams(cut)]
     out: dict[str, Any] = {"c:v": "copy", "f": muxer(extension)}
-    audio_count = len(media.audio)
-    if audio_count:
-        inputs, lengths = [], []
-        for plan in plans:
-            start = Fraction(media.frame_pts(plan.delivered.start))
-            seconds = Fraction(plan.delivered.count) / media.frame_rate
-            opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
-            if start > 0:
-                opts["ss"] = f"{float(start):.6f}"
-            inputs.append(ffmpeg.source_input(source, **opts))
-            lengths.append(f"{float(seconds):.6f}")
-        copy = copy_audio and len(inputs) == 1
-        for j in range(audio_count):
-            pieces = [i[f"a:{j}"] for i in inputs]
-            if not copy:
-                # Sources whose audio stops a little before the video still give a clip whose
-                # audio lasts as long as its video: pad each segment with silence.
-                pieces = [
-                    p.filter("apad", whole_dur=d) for p, d in zip(pieces, lengths, strict=True)
-                ]
-            if len(pieces) == 1:
-                streams.append(pieces[0])
-            else:
-                streams.append(ffmpeg_python.concat(*pieces, v=0, a=1))
-        if copy:
+    if media.audio:
+        if cut.copies_only and len(cut.segments) == 1:
             # Without it a copy keeps audio from the demuxer's seek point: MKV seeks to the
             # video keyframe (up to a GOP early), MPEG-TS to a byte position.
             out.update({"c:a": "copy", "copypriorss:a": 0})
         else:
-            out.update(audio_args(media, extension, preset))
-    out.update(_container_args(media, extension, start_timecode))
-    if extension in (".mp4", ".mov") and (tag := inband_sample_entry(media, plans)):
+            out.update(audio_args(media, extension, cut.spec.preset))
+    out.update(_container_args(media, extension, cut.start_timecode))
+    if extension in (".mp4", ".mov") and (tag := inband_sample_entry(media, cut.segments)):
         out["tag:v"] = tag
-    node = ffmpeg_python.output(*streams, ffmpeg.output_url(output), **out)
-    return ffmpeg.compile_argv(node, ffmpeg_path=ffmpeg_path)
+    node = ffmpeg_python.output(*streams, inputs.output_url(output), **out)
+    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path)
+
+
+def _audio_streams(cut: CutPlan) -> list[Any]:
+    """Every audio track, cut from the source once per segment and joined in order."""
+    media = cut.media
+    sources, lengths = [], []
+    for plan in cut.segments:
+        start = Fraction(media.frame_pts(plan.delivered.start))
+        seconds = Fraction(plan.delivered.count) / media.frame_rate
+        opts: dict[str, Any] = {"t": f"{float(seconds):.6f}"}
+        if start > 0:
+            opts["ss"] = f"{float(start):.6f}"
+        sources.append(inputs.source_input(cut.source, **opts))
+        lengths.append(f"{float(seconds):.6f}")
+    copy = cut.copies_only and len(sources) == 1
+    streams: list[Any] = []
+    for j in range(len(media.audio)):
+        pieces = [i[f"a:{j}"] for i in sources]
+        if not copy:
+            # Sources whose audio stops a little before the video still give a clip whose
+            # audio lasts as long as its video: pad each segment with silence.
+            pieces = [p.filter("apad", whole_dur=d) for p, d in zip(pieces, lengths, strict=True)]
+        streams.append(pieces[0] if len(pieces) == 1 else ffmpeg_python.concat(*pieces, v=0, a=1))
+    return streams
 
 
 def inband_sample_entry(media: MediaInfo, plans: list[SegmentPlan]) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clipper.engine.media.ffprobe import AudioInfo, MediaInfo
+from clipper.engine.media.model import AudioInfo, MediaInfo
 from clipper.spec import Preset
 
 #: x264/x265 speed preset for re-encoded parts: the parts are short, quality comes from CRF.

@@ -1,20 +1,21 @@
-"""Run a cut's FFmpeg processes: the video parts (two at a time), then the final mux."""
+"""Run a planned cut's FFmpeg processes: one direct copy, or the video parts (two at a time)
+and then the final mux."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from clipper.engine.ffmpeg import runner as ffmpeg
-from clipper.engine.ffmpeg.argv import concat_list, mux_argv, part_argv
-from clipper.engine.ffmpeg.runner import ProgressFn
+from clipper.engine.context import CancelFlag, RunContext
+from clipper.engine.ffmpeg import runner
+from clipper.engine.ffmpeg.argv import concat_list, direct_copy_argv, mux_argv, part_argv
 from clipper.engine.ffmpeg.splice import cra_to_bla
-from clipper.engine.media.ffprobe import MediaInfo
-from clipper.engine.plan.parts import SegmentPlan
+from clipper.engine.plan.cutplan import CutPlan
+from clipper.engine.plan.parts import Part
 from clipper.errors import Canceled
-from clipper.spec import Preset
 
 #: Parts encoded at once: head and tail of a smart cut run side by side on two cores.
 PARALLEL_PARTS = 2
@@ -23,112 +24,106 @@ COPY_WEIGHT = 0.05
 
 
 class _AnyEvent:
-    """Set when the caller's cancel Event or our own abort Event is set."""
+    """Set when the caller's cancel flag or our own abort Event is set."""
 
-    def __init__(self, *events: threading.Event | None) -> None:
-        self._events = [e for e in events if e is not None]
+    def __init__(self, *flags: CancelFlag | None) -> None:
+        self._flags = [f for f in flags if f is not None]
 
     def is_set(self) -> bool:
-        return any(e.is_set() for e in self._events)
+        return any(f.is_set() for f in self._flags)
 
 
-def run_jobs(
-    source: str | Path,
-    media: MediaInfo,
-    plans: list[SegmentPlan],
-    workdir: Path,
-    output: Path,
-    *,
-    extension: str,
-    preset: Preset,
-    copy_audio: bool,
-    start_timecode: str | None,
-    ffmpeg_path: str,
-    threads: int,
-    timeout_seconds: float,
-    progress: ProgressFn,
-    cancel: threading.Event | None,
-    keyframes: list[int],
-) -> None:
-    """Produce every planned video part, join them and mux the audio into `output`."""
-    rate = media.frame_rate
-    jobs: list[tuple[Path, list[str], float, float, bool]] = []  # …, weight, splice
-    listed: list[tuple[Path, int, int]] = []
-    for si, plan in enumerate(plans):
-        for pi, part in enumerate(plan.parts):
-            path = workdir / f"part-{si:03d}-{pi:02d}.ts"
-            argv = part_argv(
-                source,
-                media,
-                part,
-                path,
-                preset=preset,
-                last_in_stream=part.end >= media.frame_count,
-                ffmpeg_path=ffmpeg_path,
-                threads=threads,
-                seek_key=max((k for k in keyframes if k <= part.start), default=0),
-            )
-            seconds = float(Fraction(part.count) / rate)
-            weight = seconds * (COPY_WEIGHT if part.mode == "copy" else 1.0)
-            splice = part.drop_leading and media.video.codec == "hevc"
-            jobs.append((path, argv, seconds, weight, splice))
-            listed.append((path, part.count, part.lead_in))
-    clip_seconds = sum(j[2] for j in jobs)
-    mux_weight = clip_seconds * COPY_WEIGHT * 2
-    total_weight = sum(j[3] for j in jobs) + mux_weight or 1.0
-    done = [0.0] * (len(jobs) + 1)
-    lock = threading.Lock()
+@dataclass(frozen=True)
+class PartJob:
+    """One FFmpeg process producing one video part of the output."""
 
-    def report(slot: int, weight: float, fraction: float) -> None:
-        with lock:
-            done[slot] = weight * fraction
-            progress("cutting", min(1.0, sum(done) / total_weight))
+    part: Part
+    path: Path
+    argv: list[str]
+    seconds: float
 
+    @property
+    def weight(self) -> float:
+        """Its share of the cut's work (for progress): a copy costs little."""
+        return self.seconds * (COPY_WEIGHT if self.part.mode == "copy" else 1.0)
+
+
+class _Progress:
+    """The cut's progress, summed over the parts and the mux by their weights."""
+
+    def __init__(self, ctx: RunContext, weights: list[float]) -> None:
+        self._ctx, self._weights = ctx, weights
+        self._done = [0.0] * len(weights)
+        self._total = sum(weights) or 1.0
+        self._lock = threading.Lock()
+
+    def slot(self, index: int) -> RunContext:
+        """A context whose progress reports into slot `index`."""
+        return self._ctx.with_progress(lambda _phase, f: self.report(index, f))
+
+    def report(self, index: int, fraction: float) -> None:
+        with self._lock:
+            self._done[index] = self._weights[index] * fraction
+            self._ctx.report("cutting", min(1.0, sum(self._done) / self._total))
+
+
+def execute(plan: CutPlan, output: Path, ctx: RunContext) -> None:
+    """Write the planned cut into `output` (verification comes after)."""
+    ctx.report("cutting", 0.0)
+    if plan.direct_copy is not None:
+        argv = direct_copy_argv(plan, output, ctx.ffmpeg_path)
+        runner.run(argv, ctx, expected_seconds=plan.clip_seconds)
+    else:
+        run_parts(plan, output, ctx)
+    ctx.report("cutting", 1.0)
+
+
+def part_jobs(plan: CutPlan, ctx: RunContext) -> list[PartJob]:
+    """One job per planned part, each writing a video-only MPEG-TS file in the scratch folder."""
+    rate = plan.frame_rate
+    jobs = []
+    for si, segment in enumerate(plan.segments):
+        for pi, part in enumerate(segment.parts):
+            path = ctx.scratch / f"part-{si:03d}-{pi:02d}.ts"
+            argv = part_argv(plan, part, path, ctx.config)
+            jobs.append(PartJob(part, path, argv, float(Fraction(part.count) / rate)))
+    return jobs
+
+
+def _run_jobs(jobs: list[PartJob], plan: CutPlan, progress: _Progress, ctx: RunContext) -> None:
+    """Run the jobs, PARALLEL_PARTS at a time; the first failure stops the others."""
     abort = threading.Event()
-    stop = _AnyEvent(cancel, abort)
+    stop = _AnyEvent(ctx.cancel, abort)
+    hevc = plan.media.video.codec == "hevc"
 
     def run_one(slot: int) -> None:
-        path, argv, seconds, weight, splice = jobs[slot]
-        ffmpeg.run(
-            argv,
-            timeout_seconds=timeout_seconds,
-            cancel=stop,
-            progress=lambda _phase, f: report(slot, weight, f),
-            expected_seconds=seconds,
-        )
-        if splice:
-            cra_to_bla(path)
-        report(slot, weight, 1.0)
+        job = jobs[slot]
+        runner.run(job.argv, progress.slot(slot).with_cancel(stop), expected_seconds=job.seconds)
+        if job.part.drop_leading and hevc:
+            cra_to_bla(job.path)
+        progress.report(slot, 1.0)
 
-    progress("cutting", 0.0)
     with ThreadPoolExecutor(max_workers=PARALLEL_PARTS) as pool:
         futures = [pool.submit(run_one, i) for i in range(len(jobs))]
         finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
         if any(f.exception() for f in finished):
             abort.set()  # stop the siblings: one failed part fails the cut
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [e for f in futures if (e := f.exception()) is not None]
     if errors:
         real = [e for e in errors if not isinstance(e, Canceled)]
-        raise (real or errors)[0]  # type: ignore[misc]
-    list_path = workdir / "parts.ffconcat"
-    list_path.write_text(concat_list(listed, rate))
-    argv = mux_argv(
-        source,
-        media,
-        plans,
-        list_path,
-        output,
-        extension=extension,
-        preset=preset,
-        copy_audio=copy_audio,
-        start_timecode=start_timecode,
-        ffmpeg_path=ffmpeg_path,
-    )
-    ffmpeg.run(
-        argv,
-        timeout_seconds=timeout_seconds,
-        cancel=cancel,
-        progress=lambda _phase, f: report(len(jobs), mux_weight, f),
-        expected_seconds=clip_seconds,
-    )
-    report(len(jobs), mux_weight, 1.0)
+        raise (real or errors)[0]
+
+
+def run_parts(plan: CutPlan, output: Path, ctx: RunContext) -> None:
+    """Produce every planned video part, join them and mux the audio into `output`."""
+    jobs = part_jobs(plan, ctx)
+    clip_seconds = sum(j.seconds for j in jobs)
+    mux_weight = clip_seconds * COPY_WEIGHT * 2
+    progress = _Progress(ctx, [j.weight for j in jobs] + [mux_weight])
+    _run_jobs(jobs, plan, progress, ctx)
+    list_path = ctx.scratch / "parts.ffconcat"
+    list_path.write_text(concat_list([(j.path, j.part.count, j.part.lead_in) for j in jobs],
+                                     plan.frame_rate))  # fmt: skip
+    argv = mux_argv(plan, list_path, output, ctx.ffmpeg_path)
+    runner.run(argv, progress.slot(len(jobs)), expected_seconds=clip_seconds)
+    progress.report(len(jobs), 1.0)

@@ -1,4 +1,4 @@
-"""FFmpeg command lines (built with ffmpeg-python) and the process runner.
+"""The FFmpeg/ffprobe process runner.
 
 Every FFmpeg/ffprobe process runs in its own session (process group) with
 PR_SET_PDEATHSIG=SIGKILL, so it dies with its parent even when the parent is SIGKILLed (RQ
@@ -18,92 +18,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
-import ffmpeg as ffmpeg_python
-
-from clipper.errors import Canceled, EngineError, Timeout, UnsafeInput
+from clipper.engine.context import DEFAULT_CONTEXT, RunContext
+from clipper.errors import Canceled, EngineError, Timeout
 from clipper.lifetime import die_with_parent
 from clipper.logs import redact
 
-#: Demuxers an input may use: blocks HLS, concat lists, AVI and image tricks in sources.
-SOURCE_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mxf,mpegts"
-#: Protocols for local inputs, and for the signed storage URLs Clipper builds itself.
-FILE_PROTOCOLS = "file"
-HTTP_PROTOCOLS = "http,https,tcp,tls,crypto"
-#: Seconds FFmpeg waits on a stalled network read before failing (default: forever).
-NETWORK_RW_TIMEOUT_SECONDS = 30
 #: How much of FFmpeg's stderr is kept for error messages.
 STDERR_TAIL_LINES = 40
 #: How often a running process is checked for cancel and timeout.
 POLL_SECONDS = 0.05
-#: Progress callback type: (phase, fraction 0..1).
-ProgressFn = Callable[[str, float], None]
-
-class CancelFlag(Protocol):
-    """Anything with `is_set()`, such as a threading.Event."""
-
-    def is_set(self) -> bool:
-        """True once the work must stop."""
-        ...
-
-
-def media_url(source: str | Path) -> str:
-    """The input string FFmpeg gets: `file:/abs/path` for local files, http(s) URLs as is."""
-    text = str(source)
-    if text.startswith(("http://", "https://")):
-        return text
-    if "://" in text or text.startswith(("file:", "pipe:", "concat:", "data:")):
-        raise UnsafeInput("only local paths and Clipper's own http(s) links are accepted")
-    # `file:` makes a name starting with '-' (or containing ':') a plain path, never an option.
-    return "file:" + str(Path(text).resolve())
-
-
-def is_remote(source: str | Path) -> bool:
-    """True for http(s) sources."""
-    return str(source).startswith(("http://", "https://"))
-
-
-def input_options(source: str | Path, *, formats: str | None = SOURCE_FORMATS) -> dict[str, Any]:
-    """Safety options for one input: protocol/format whitelists and network resilience."""
-    opts: dict[str, Any] = {}
-    if is_remote(source):
-        opts.update(
-            protocol_whitelist=HTTP_PROTOCOLS,
-            reconnect=1,
-            reconnect_on_network_error=1,
-            rw_timeout=NETWORK_RW_TIMEOUT_SECONDS * 1_000_000,
-            max_redirects=0,
-        )
-    else:
-        opts["protocol_whitelist"] = FILE_PROTOCOLS
-    if formats:
-        opts["format_whitelist"] = formats
-    return opts
-
-
-def source_input(
-    source: str | Path, *, formats: str | None = SOURCE_FORMATS, **options: Any
-) -> Any:
-    """An ffmpeg-python input node for `source` with the safety options and `options`."""
-    return ffmpeg_python.input(
-        media_url(source), **input_options(source, formats=formats), **options
-    )
-
-
-def compile_argv(node: Any, *, ffmpeg_path: str = "ffmpeg", progress: bool = True) -> list[str]:
-    """The argv for an output node: quiet, no stdin, overwrite, progress on stdout."""
-    global_args = ["-nostdin", "-hide_banner", "-loglevel", "error"]
-    if progress:
-        global_args += ["-nostats", "-progress", "pipe:1"]
-    argv: list[str] = node.global_args(*global_args).overwrite_output().compile(cmd=ffmpeg_path)
-    return argv
-
-
-def output_url(path: Path) -> str:
-    """The output string FFmpeg gets for a local path (never parsed as an option)."""
-    return "file:" + str(path.resolve())
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -134,75 +58,90 @@ def parse_progress_line(line: str, expected_seconds: float) -> float | None:
     return min(1.0, micros / 1_000_000 / expected_seconds)
 
 
+class _Process:
+    """One running FFmpeg/ffprobe with the threads that read its pipes and wait for it.
+
+    A blocking wait in a thread wakes us the moment the process ends; Popen.wait(timeout)
+    polls with sleeps growing to 50 ms, which added ~25 ms per process (measured: a fast cut
+    is two processes of ~0.2 s).
+    """
+
+    def __init__(self, argv: Sequence[str], on_stdout: Callable[[str], None]) -> None:
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.exited = threading.Event()
+        self._on_stdout = on_stdout
+        targets = (self._drain_stderr, self._read_stdout, self._wait_exit)
+        self._readers = [threading.Thread(target=f, daemon=True) for f in targets]
+        for reader in self._readers:
+            reader.start()
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.tail.append(line.rstrip())
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._on_stdout(line)
+
+    def _wait_exit(self) -> None:
+        self.proc.wait()
+        self.exited.set()
+
+    def watch(self, ctx: RunContext) -> None:
+        """Wait for the exit; kill the group on cancel, timeout or any exception."""
+        deadline = None if ctx.timeout_seconds is None else time.monotonic() + ctx.timeout_seconds
+        try:
+            while not self.exited.wait(POLL_SECONDS):
+                if ctx.canceled:
+                    raise Canceled("canceled while FFmpeg was running")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise Timeout(
+                        f"FFmpeg ran longer than {ctx.timeout_seconds:.0f} s and was killed"
+                    )
+        except BaseException:
+            _kill_group(self.proc)
+            raise
+        finally:
+            for reader in self._readers:
+                reader.join(timeout=5)
+
+
 def run(
     argv: Sequence[str],
+    ctx: RunContext = DEFAULT_CONTEXT,
     *,
-    timeout_seconds: float | None = None,
-    cancel: CancelFlag | None = None,
-    progress: ProgressFn | None = None,
-    phase: str = "cutting",
     expected_seconds: float = 0.0,
     capture_stdout: bool = False,
+    phase: str = "cutting",
 ) -> RunResult:
-    """Run FFmpeg/ffprobe; raise Timeout, Canceled or EngineError (with stderr tail)."""
+    """Run FFmpeg/ffprobe under `ctx` (its cancel, timeout and progress, reported as `phase`
+    from `-progress` lines against `expected_seconds`); raise Timeout, Canceled or
+    EngineError (with the stderr tail)."""
     started = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-        preexec_fn=die_with_parent,
-    )
-    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     chunks: list[str] = []
 
-    def drain_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            tail.append(line.rstrip())
+    def on_stdout(line: str) -> None:
+        if capture_stdout:
+            chunks.append(line)
+        elif (fraction := parse_progress_line(line, expected_seconds)) is not None:
+            ctx.report(phase, fraction)
 
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if capture_stdout:
-                chunks.append(line)
-            elif progress is not None:
-                fraction = parse_progress_line(line, expected_seconds)
-                if fraction is not None:
-                    progress(phase, fraction)
-
-    exited = threading.Event()
-
-    def wait_exit() -> None:
-        proc.wait()
-        exited.set()
-
-    # A blocking wait in a thread wakes us the moment the process ends; Popen.wait(timeout)
-    # polls with sleeps growing to 50 ms, which added ~25 ms per process (measured: a fast
-    # cut is two processes of ~0.2 s).
-    threads = (drain_stderr, read_stdout, wait_exit)
-    readers = [threading.Thread(target=f, daemon=True) for f in threads]
-    for reader in readers:
-        reader.start()
-    deadline = None if timeout_seconds is None else started + timeout_seconds
-    try:
-        while not exited.wait(POLL_SECONDS):
-            if cancel is not None and cancel.is_set():
-                _kill_group(proc)
-                raise Canceled("canceled while FFmpeg was running")
-            if deadline is not None and time.monotonic() > deadline:
-                _kill_group(proc)
-                raise Timeout(f"FFmpeg ran longer than {timeout_seconds:.0f} s and was killed")
-    except BaseException:
-        _kill_group(proc)
-        raise
-    finally:
-        for reader in readers:
-            reader.join(timeout=5)
-    stderr_tail = redact("\n".join(tail))
-    if proc.returncode != 0:
-        raise EngineError(f"{Path(argv[0]).name} exited with {proc.returncode}: {stderr_tail}")
+    process = _Process(argv, on_stdout)
+    process.watch(ctx)
+    stderr_tail = redact("\n".join(process.tail))
+    code = process.proc.returncode
+    if code != 0:
+        raise EngineError(f"{Path(argv[0]).name} exited with {code}: {stderr_tail}")
     return RunResult("".join(chunks), stderr_tail, time.monotonic() - started)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -22,8 +21,9 @@ from typing import Any
 
 import ffmpeg as ffmpeg_python
 
-from clipper.engine.ffmpeg import runner as ffmpeg
-from clipper.engine.media.ffprobe import MediaInfo
+from clipper.engine.context import RunContext
+from clipper.engine.ffmpeg import inputs, runner
+from clipper.engine.media.model import MediaInfo
 from clipper.engine.plan.parts import FrameRange
 
 #: Added to every staged timestamp: keeps negative B-frame DTS of the first GOP positive.
@@ -87,7 +87,7 @@ def stage_argv(
     opts: dict[str, Any] = {"t": f"{seconds:.6f}", "copyts": None}
     if begin > 0:
         opts["ss"] = f"{begin:.6f}"
-    node = ffmpeg.source_input(source, **opts)
+    node = inputs.source_input(source, **opts)
     streams: list[Any] = [node[f"{media.video.index}"]]
     streams += [node[f"{a.index}"] for a in media.audio]
     out: dict[str, Any] = {
@@ -99,15 +99,13 @@ def stage_argv(
     if container == "mpegts":
         # No mux delay: the timestamps written are exactly the source's plus the offset.
         out.update({"muxdelay": 0, "muxpreload": 0, "mpegts_copyts": 1})
-    output = ffmpeg_python.output(*streams, ffmpeg.output_url(path), **out)
-    return ffmpeg.compile_argv(output, ffmpeg_path=ffmpeg_path, progress=False)
+    output = ffmpeg_python.output(*streams, inputs.output_url(path), **out)
+    return inputs.compile_argv(output, ffmpeg_path=ffmpeg_path, progress=False)
 
 
-def _format_start(
-    path: Path, *, ffprobe_path: str, timeout: float, cancel: threading.Event | None
-) -> float:
+def _format_start(path: Path, ctx: RunContext) -> float:
     argv = [
-        ffprobe_path,
+        ctx.ffprobe_path,
         "-v",
         "error",
         "-protocol_whitelist",
@@ -116,9 +114,9 @@ def _format_start(
         "format=start_time,size",
         "-of",
         "json",
-        ffmpeg.output_url(path),
+        inputs.output_url(path),
     ]
-    result = ffmpeg.run(argv, timeout_seconds=timeout, cancel=cancel, capture_stdout=True)
+    result = runner.run(argv, ctx, capture_stdout=True)
     return float(json.loads(result.stdout)["format"]["start_time"])
 
 
@@ -126,22 +124,18 @@ def stage(
     source: str | Path,
     media: MediaInfo,
     ranges: list[FrameRange],
-    workdir: Path,
-    *,
-    ffmpeg_path: str,
-    ffprobe_path: str,
-    timeout: float,
-    cancel: threading.Event | None,
+    ctx: RunContext,
 ) -> tuple[Path, MediaInfo] | None:
-    """Copy the needed span into `workdir`; (local path, its MediaInfo) or None if unsuited."""
+    """Copy the needed span into the cut's scratch folder; (local path, its MediaInfo) or
+    None if unsuited."""
     container = stage_container(media)
     window = stage_window(media, ranges)
     if container is None or window is None:
         return None
-    path = workdir / ("staged.ts" if container == "mpegts" else "staged.mkv")
-    argv = stage_argv(source, media, window, path, container, ffmpeg_path=ffmpeg_path)
-    ffmpeg.run(argv, timeout_seconds=timeout, cancel=cancel)
-    start = _format_start(path, ffprobe_path=ffprobe_path, timeout=timeout, cancel=cancel)
+    path = ctx.scratch / ("staged.ts" if container == "mpegts" else "staged.mkv")
+    argv = stage_argv(source, media, window, path, container, ffmpeg_path=ctx.ffmpeg_path)
+    runner.run(argv, ctx)
+    start = _format_start(path, ctx)
     video = replace(
         media.video,
         index=0,

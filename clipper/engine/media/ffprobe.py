@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from clipper.engine.ffmpeg import runner as ffmpeg
+from clipper.engine.context import DEFAULT_CONTEXT, RunContext
+from clipper.engine.ffmpeg import inputs, runner
 from clipper.engine.media.model import (
     AudioInfo,
     MediaInfo,
@@ -46,18 +46,16 @@ PROBE_TIMEOUT_SECONDS = 60
 
 
 def _probe_argv(source: str | Path, ffprobe_path: str, *extra: str) -> list[str]:
-    opts = ffmpeg.input_options(source)
+    opts = inputs.input_options(source)
     argv = [ffprobe_path, "-v", "error", "-of", "json"]
     for key, value in opts.items():
         argv += [f"-{key}", str(value)]
-    return [*argv, *extra, ffmpeg.media_url(source)]
+    return [*argv, *extra, inputs.media_url(source)]
 
 
-def _run_json(argv: list[str], cancel: threading.Event | None) -> dict[str, Any]:
+def _run_json(argv: list[str], ctx: RunContext) -> dict[str, Any]:
     try:
-        result = ffmpeg.run(
-            argv, timeout_seconds=PROBE_TIMEOUT_SECONDS, cancel=cancel, capture_stdout=True
-        )
+        result = runner.run(argv, ctx.with_timeout(PROBE_TIMEOUT_SECONDS), capture_stdout=True)
     except EngineError as exc:
         raise InvalidMedia(f"not a readable media file: {_first_line(exc.message)}") from exc
     try:
@@ -73,41 +71,33 @@ def _first_line(text: str) -> str:
 
 
 def probe(
-    source: str | Path,
-    *,
-    ffprobe_path: str = "ffprobe",
-    ffmpeg_path: str = "ffmpeg",
-    cancel: threading.Event | None = None,
-    encoder_settings: bool = True,
+    source: str | Path, ctx: RunContext = DEFAULT_CONTEXT, *, encoder_settings: bool = True
 ) -> MediaInfo:
     """Probe a source; InvalidMedia when it is not a video Clipper can read.
 
     `encoder_settings` also reads the x264 settings from the first frame (one more small
     FFmpeg run); stream copies do without them.
     """
-    data = _run_json(_probe_argv(source, ffprobe_path, "-show_format", "-show_streams"), cancel)
+    argv = _probe_argv(source, ctx.ffprobe_path, "-show_format", "-show_streams")
+    data = _run_json(argv, ctx)
     media = parse_media_info(data)
     has_count = any(
         s.get("codec_type") == "video" and int_or_none(s.get("nb_frames")) for s in data["streams"]
     )
     if not has_count:
-        media = _count_from_tail(source, media, ffprobe_path, cancel)
+        media = _count_from_tail(source, media, ctx)
     if encoder_settings:
-        media = with_encoder_settings(source, media, ffmpeg_path=ffmpeg_path, cancel=cancel)
+        media = with_encoder_settings(source, media, ctx)
     return media
 
 
 def with_encoder_settings(
-    source: str | Path,
-    media: MediaInfo,
-    *,
-    ffmpeg_path: str = "ffmpeg",
-    cancel: threading.Event | None = None,
+    source: str | Path, media: MediaInfo, ctx: RunContext = DEFAULT_CONTEXT
 ) -> MediaInfo:
     """`media` with `x264_options` read from the source (once; H.264 only)."""
     if media.video.codec != "h264" or media.x264_options is not None:
         return media
-    options = read_x264_options(source, media, ffmpeg_path=ffmpeg_path, cancel=cancel)
+    options = read_x264_options(source, media, ctx)
     return replace(media, x264_options=options or "")
 
 
@@ -116,34 +106,26 @@ _X264_SEI = re.compile(r"x264 - core \d+.*? - options: ([^\x00\n]*)")
 
 
 def read_x264_options(
-    source: str | Path,
-    media: MediaInfo,
-    *,
-    ffmpeg_path: str = "ffmpeg",
-    cancel: threading.Event | None = None,
+    source: str | Path, media: MediaInfo, ctx: RunContext = DEFAULT_CONTEXT
 ) -> str | None:
     """The x264 settings string from the first video packet's SEI (None if not x264)."""
-    argv = [ffmpeg_path, "-nostdin", "-v", "error"]
-    for key, value in ffmpeg.input_options(source).items():
+    argv = [ctx.ffmpeg_path, "-nostdin", "-v", "error"]
+    for key, value in inputs.input_options(source).items():
         argv += [f"-{key}", str(value)]
-    argv += ["-i", ffmpeg.media_url(source), "-map", f"0:{media.video.index}"]
+    argv += ["-i", inputs.media_url(source), "-map", f"0:{media.video.index}"]
     argv += ["-c", "copy", "-frames:v", "1", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-"]
     try:
-        result = ffmpeg.run(
-            argv, timeout_seconds=PROBE_TIMEOUT_SECONDS, cancel=cancel, capture_stdout=True
-        )
+        result = runner.run(argv, ctx.with_timeout(PROBE_TIMEOUT_SECONDS), capture_stdout=True)
     except EngineError:
         return None
     match = _X264_SEI.search(result.stdout)
     return match.group(1).strip() if match else None
 
 
-def _count_from_tail(
-    source: str | Path, media: MediaInfo, ffprobe_path: str, cancel: threading.Event | None
-) -> MediaInfo:
+def _count_from_tail(source: str | Path, media: MediaInfo, ctx: RunContext) -> MediaInfo:
     """Containers without a frame count (MKV, MPEG-TS): read the last packets' timestamps."""
     start = max(0.0, media.format_start_seconds + media.duration_seconds - TAIL_PROBE_SECONDS)
-    packets = read_packets(source, media, [(start, None)], ffprobe_path=ffprobe_path, cancel=cancel)
+    packets = read_packets(source, media, [(start, None)], ctx)
     if not packets:
         return media
     last = max(p.pts for p in packets)
@@ -160,15 +142,13 @@ def read_packets(
     source: str | Path,
     media: MediaInfo,
     intervals: Sequence[tuple[float, float | None]],
-    *,
-    ffprobe_path: str = "ffprobe",
-    cancel: threading.Event | None = None,
+    ctx: RunContext = DEFAULT_CONTEXT,
 ) -> list[Packet]:
     """Video packets (decode order) in absolute-time read intervals (start, end or None)."""
     spec = _interval_spec(intervals)
     argv = _probe_argv(
         source,
-        ffprobe_path,
+        ctx.ffprobe_path,
         "-select_streams",
         f"{media.video.index}",
         "-show_entries",
@@ -176,7 +156,7 @@ def read_packets(
         "-read_intervals",
         spec,
     )
-    return _parse_packets(_run_json(argv, cancel), None)
+    return _parse_packets(_run_json(argv, ctx), None)
 
 
 def _parse_packets(data: dict[str, Any], video_index: int | None) -> list[Packet]:
@@ -204,16 +184,14 @@ def _parse_packets(data: dict[str, Any], video_index: int | None) -> list[Packet
 def probe_with_packets(
     source: str | Path,
     intervals: Sequence[tuple[float, float | None]],
-    *,
-    ffprobe_path: str = "ffprobe",
-    cancel: threading.Event | None = None,
+    ctx: RunContext = DEFAULT_CONTEXT,
 ) -> tuple[MediaInfo, list[Packet]]:
     """`probe()` (without encoder settings) and the video packets in `intervals`, in one
     ffprobe run: saves a process when the cut points are known before the probe."""
     spec = _interval_spec(intervals)
     argv = _probe_argv(
         source,
-        ffprobe_path,
+        ctx.ffprobe_path,
         "-show_format",
         "-show_streams",
         "-show_entries",
@@ -221,10 +199,10 @@ def probe_with_packets(
         "-read_intervals",
         spec,
     )
-    data = _run_json(argv, cancel)
+    data = _run_json(argv, ctx)
     media = parse_media_info(data)
     if not any(
         s.get("codec_type") == "video" and int_or_none(s.get("nb_frames")) for s in data["streams"]
     ):
-        media = _count_from_tail(source, media, ffprobe_path, cancel)
+        media = _count_from_tail(source, media, ctx)
     return media, _parse_packets(data, media.video.index)

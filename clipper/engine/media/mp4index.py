@@ -126,6 +126,44 @@ def time_shift(
     return (round(empty * scale) - max(media_time, first)) / scale
 
 
+def _sample_deltas(data: bytes, stbl: dict[bytes, tuple[int, int]]) -> list[int]:
+    """Every sample's duration, from the time-to-sample table."""
+    deltas: list[int] = []
+    for count, delta in entries(data, need(stbl, b"stts")[0], ">II"):
+        if len(deltas) + count > _MAX_ENTRIES:
+            raise Unsupported("too many samples")
+        deltas.extend([delta] * count)
+    return deltas
+
+
+def _composition_offsets(
+    data: bytes, stbl: dict[bytes, tuple[int, int]], samples: int
+) -> list[int]:
+    """Every sample's composition offset (all zero without a ctts box)."""
+    offsets = [0] * samples
+    if b"ctts" not in stbl:
+        return offsets
+    ctts = stbl[b"ctts"][0]
+    fmt = ">Ii" if data[ctts] == 1 else ">II"
+    i = 0
+    for count, offset in entries(data, ctts, fmt):
+        if i + count > samples:
+            raise Unsupported("ctts longer than the track")
+        offsets[i : i + count] = [offset] * count
+        i += count
+    return offsets
+
+
+def _composition_times(deltas: list[int], offsets: list[int]) -> list[int]:
+    """Presentation times in the track's timescale: decode times plus composition offsets."""
+    cts: list[int] = []
+    dts = 0
+    for delta, offset in zip(deltas, offsets, strict=True):
+        cts.append(dts + offset)
+        dts += delta
+    return cts
+
+
 def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
     trak = children(data, a, b)
     mdia = children(data, *need(trak, b"mdia"))
@@ -138,34 +176,17 @@ def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
     stbl = children(data, *need(children(data, *need(mdia, b"minf")), b"stbl"))
     if not scale:
         raise Unsupported("zero timescale")
-    deltas: list[int] = []
-    for count, delta in entries(data, need(stbl, b"stts")[0], ">II"):
-        if len(deltas) + count > _MAX_ENTRIES:
-            raise Unsupported("too many samples")
-        deltas.extend([delta] * count)
+    deltas = _sample_deltas(data, stbl)
     (sample_size, samples) = struct.unpack_from(">II", data, need(stbl, b"stsz")[0] + 4)
     if sample_size and handler == "soun":
         raise Unsupported("constant-size audio samples (PCM): FFmpeg reads them by chunk")
     if samples != len(deltas):
         raise Unsupported("stts and stsz disagree on the sample count")
-    offsets = [0] * samples
-    if b"ctts" in stbl:
-        ctts = stbl[b"ctts"][0]
-        fmt = ">Ii" if data[ctts] == 1 else ">II"
-        i = 0
-        for count, offset in entries(data, ctts, fmt):
-            if i + count > samples:
-                raise Unsupported("ctts longer than the track")
-            offsets[i : i + count] = [offset] * count
-            i += count
+    offsets = _composition_offsets(data, stbl, samples)
     first_is_sync = True  # no stss: every sample is a sync sample
     if b"stss" in stbl:
         first_is_sync = any(n == 1 for (n,) in entries(data, stbl[b"stss"][0], ">I"))
-    cts: list[int] = []
-    dts = 0
-    for delta, offset in zip(deltas, offsets, strict=True):
-        cts.append(dts + offset)
-        dts += delta
+    cts = _composition_times(deltas, offsets)
     edit = edit_list(data, trak, movie_scale)
     shift = time_shift(cts, edit, scale, movie_scale, handler == "soun")
     pts = [t / scale + shift for t in cts]

@@ -13,8 +13,8 @@ colours, bit rates), so the engine takes it only for cuts that copy every packet
 `has_b_frames` is the reordering seen in the first samples, not the decoder's guess. Whatever
 this reader does not model (several video tracks, variable frame rate, fragments, codecs
 other than H.264/HEVC, negative composition offsets, unknown track kinds, timecodes kept
-outside a `tmcd` track) gives None: the caller runs ffprobe. tests/engine/test_mp4probe.py holds
-it to ffprobe's answers.
+outside a `tmcd` track) gives None: the caller runs ffprobe.
+tests/engine/media/test_mp4probe.py holds it to ffprobe's answers.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
         if handler == b"vide":
             if video is not None:
                 raise Unsupported("several video tracks")
-            video = _video(data, index, stbl, entry, scale, edit, movie_scale)
+            video = _video(data, index, stbl, entry, _Timing(scale, edit, movie_scale))
             starts.append(min(video.pts(i) for i in range(_head(video))))
         elif handler == b"soun":
             audio.append(audio_info(data, index, mdia, entry, scale))
@@ -257,16 +257,24 @@ def _head(video: _VideoTrack) -> int:
     return min(video.count, HEAD_SAMPLES)
 
 
+@dataclass(frozen=True)
+class _Timing:
+    """A track's clock: its timescale, its edit list (if any) and the movie's timescale."""
+
+    scale: int
+    edit: tuple[int, int, float] | None
+    movie_scale: int
+
+
 def _video(
     data: Data,
     index: int,
     stbl: dict[bytes, tuple[int, int]],
     entry: tuple[bytes, int, int],
-    scale: int,
-    edit: tuple[int, int, float] | None,
-    movie_scale: int,
+    timing: _Timing,
 ) -> _VideoTrack:
     kind, start, _ = entry
+    scale = timing.scale
     if kind not in _VIDEO_CODECS:
         raise Unsupported(f"video codec {kind!r}")
     width, height = struct.unpack_from(">HH", data, start + 32)
@@ -298,7 +306,7 @@ def _video(
     )
     head = [i * delta + track.offset(i) for i in range(_head(track))]
     tail = [i * delta + track.offset(i) for i in range(max(0, count - HEAD_SAMPLES), count)]
-    shift = time_shift([min(head), max(tail)], edit, scale, movie_scale, audio=False)
+    shift = time_shift([min(head), max(tail)], timing.edit, scale, timing.movie_scale, audio=False)
     return replace(track, shift=shift)
 
 

@@ -7,14 +7,10 @@ point), never from a scan of the whole source.
 from __future__ import annotations
 
 import re
-import threading
 from fractions import Fraction
-from pathlib import Path
 
-from clipper.engine.ffmpeg.argv import floor_seconds
 from clipper.engine.ffmpeg.encoders import SMART_CUT_CODECS
-from clipper.engine.media import ffprobe as probing
-from clipper.engine.media.ffprobe import MediaInfo, Packet
+from clipper.engine.media.model import MediaInfo, Packet
 from clipper.engine.plan.parts import FrameRange, SegmentPlan, plan_exact, plan_fast, plan_reencode
 from clipper.errors import BadRequest, InvalidMedia
 from clipper.spec import Accuracy, CutSpec, Preset
@@ -41,6 +37,12 @@ COPY_DECODE_SECONDS = 0.5
 def frame_index(media: MediaInfo, pts: float) -> int:
     """The source frame index a packet timestamp belongs to."""
     return round((Fraction(pts) - Fraction(media.video.start_seconds)) * media.frame_rate)
+
+
+def floor_seconds(media: MediaInfo, index: int) -> float:
+    """Frame `index`'s `-ss` time rounded down to the microsecond (never after the frame)."""
+    micros = int(media.frame_pts(index) * 1_000_000)
+    return micros / 1_000_000
 
 
 def abs_time(media: MediaInfo, index: int) -> float:
@@ -203,27 +205,15 @@ def packet_intervals(
 
 
 def plan_segments(
-    source: str | Path,
-    media: MediaInfo,
-    spec: CutSpec,
-    ranges: list[FrameRange],
-    *,
-    ffprobe_path: str = "ffprobe",
-    cancel: threading.Event | None = None,
-    packets: list[Packet] | None = None,
-) -> tuple[list[SegmentPlan], list[int], list[Packet]]:
-    """Read packets near the cut points once (unless `packets` already holds them), then
-    plan every segment; also the keyframes and the packets."""
+    media: MediaInfo, spec: CutSpec, ranges: list[FrameRange], packets: list[Packet]
+) -> tuple[list[SegmentPlan], list[int]]:
+    """Plan every segment from the packets near the cut points; also the keyframes."""
     total = media.frame_count
-    if packets is None:
-        packets = probing.read_packets(
-            source, media, packet_intervals(media, ranges), ffprobe_path=ffprobe_path, cancel=cancel
-        )
     check_constant_rate(media, packets, min(ranges, key=lambda r: r.start))
     keys = sorted({frame_index(media, p.pts) for p in packets if p.keyframe})
     if spec.preset is not Preset.ORIGINAL:
         reason = f"preset {spec.preset.value} re-encodes the range"
-        return [plan_reencode(r, reason) for r in ranges], keys, packets
+        return [plan_reencode(r, reason) for r in ranges], keys
     plans = []
     if spec.accuracy is Accuracy.FAST:
         leading = leading_pictures(media, packets)
@@ -241,14 +231,14 @@ def plan_segments(
                 "mark them, so they cannot be dropped); use accuracy exact",
                 field="accuracy",
             )
-        return plans, keys, packets
+        return plans, keys
     unsafe = None
     if media.video.codec not in SMART_CUT_CODECS:
         unsafe = f"smart cut is not supported for {media.video.codec}"
     elif _has_open_gop(media, packets):
         unsafe = "open GOP: frames after a keyframe reference frames before it"
     plans = [plan_exact(r, keys, total_frames=total, unsafe_reason=unsafe) for r in ranges]
-    return plans, keys, packets
+    return plans, keys
 
 
 def decode_intervals(plans: list[SegmentPlan], rate: Fraction) -> list[tuple[float, float]] | None:

@@ -119,10 +119,10 @@ def test_verification_is_the_same_either_way(
     rate = engine.probe(src).frame_rate
 
     def check() -> Verification:
-        return verify.verify_output(
-            out, expected_frames=report.frame_count, frame_rate=rate, expect_audio=True,
-            decode_intervals=[],
-        )  # fmt: skip
+        expected = verify.Expected(
+            frames=report.frame_count, frame_rate=rate, audio=True, decode_intervals=[]
+        )
+        return verify.verify_output(out, expected)
 
     in_process = check()
     monkeypatch.setattr(verify, "_packets_in_process", lambda path: None)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clipper import engine
-from clipper.engine.media.ffprobe import MediaInfo, parse_media_info
+from clipper.engine.media.model import MediaInfo, parse_media_info
 from clipper.errors import InvalidMedia
 from clipper.spec import Preset
 from tests.fixtures.media import VALID_SOURCES, MediaLibrary, MediaSample

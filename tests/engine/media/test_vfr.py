@@ -108,7 +108,7 @@ def test_the_cli_warns_and_refuses(vfr_sources: dict[str, Path], tmp_path: Path)
     def clipper(*args: str | Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "clipper.cli", *map(str, args)],
-            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[3],
         )  # fmt: skip
 
     probed = clipper("probe", src)

@@ -87,8 +87,8 @@ def _assert_same_plans(path: Path, media: MediaInfo) -> None:
         assert any(p.keyframe and p.pts <= abs_time(media, r.start) + 1e-6 for p in listed), (
             f"{r}: ffprobe's listing misses the keyframe before the in-point"
         )
-        theirs_plan = plan_segments(path, media, FAST, [r], packets=listed)
-        mine_plan = plan_segments(path, media, FAST, [r], packets=mine)
+        theirs_plan = plan_segments(media, FAST, [r], listed)
+        mine_plan = plan_segments(media, FAST, [r], mine)
         assert mine_plan[0] == theirs_plan[0], f"{r}: plans differ"
         assert direct_copy_seconds(media, mine_plan[0][0], mine) == pytest.approx(
             direct_copy_seconds(media, theirs_plan[0][0], listed)
@@ -180,9 +180,9 @@ def test_fast_cut_of_a_local_mp4_runs_one_process(
     calls: list[str] = []
     real_run = ffmpeg.run
 
-    def counting_run(argv: list[str], **kwargs: object) -> object:
+    def counting_run(argv: list[str], *args: object, **kwargs: object) -> object:
         calls.append(Path(argv[0]).name)
-        return real_run(argv, **kwargs)  # type: ignore[arg-type]
+        return real_run(argv, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ffmpeg, "run", counting_run)
     src = media_library.get("h264_mp4").path

@@ -1,0 +1,1 @@
+"""The media stage: ffprobe, the in-process MP4/MOV readers, variable-frame-rate refusal."""
