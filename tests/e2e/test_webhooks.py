@@ -61,7 +61,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """The README's verification recipe."""
+    """The verification recipe in docs/api.md ("Webhooks")."""
     timestamp = headers["Clipper-Timestamp"]
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     fresh = abs(time.time() - int(timestamp)) < 300
