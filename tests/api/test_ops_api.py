@@ -107,7 +107,7 @@ def _record(clip_id: str, status: records.Status, **extra: object) -> ClipRecord
 def make_failed_job(conn: Redis, clip_id: str) -> None:
     """A clip whose job really ran in a worker and failed quoting a signed URL."""
     records.save(conn, _record(clip_id, "running"))
-    get_queue("default", conn).enqueue("tests.test_ops_api.explode", SIGNED_URL, job_id=clip_id)
+    get_queue("default", conn).enqueue("tests.api.test_ops_api.explode", SIGNED_URL, job_id=clip_id)
     _Worker([get_queue("default", conn)], connection=conn, serializer=JSONSerializer).work(
         burst=True
     )
@@ -123,7 +123,7 @@ def make_failed_job(conn: Redis, clip_id: str) -> None:
 
 def make_queued_job(conn: Redis, clip_id: str) -> None:
     records.save(conn, _record(clip_id, "queued"))
-    get_queue("interactive", conn).enqueue("tests.test_ops_api.explode", "x", job_id=clip_id)
+    get_queue("interactive", conn).enqueue("tests.api.test_ops_api.explode", "x", job_id=clip_id)
 
 
 # --- health ------------------------------------------------------------------------------
