@@ -23,7 +23,7 @@ from clipper.errors import ClipperError
 from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
 from workers.queues import redis_connection
-from workers.source_stats import SourceStats
+from workers.submit.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
 

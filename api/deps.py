@@ -18,7 +18,7 @@ from api.inline_submit import InlineSubmits
 from api.problems import ApiProblem
 from clipper.settings import Settings
 from clipper.storage import Storage
-from workers.source_stats import SourceStats
+from workers.submit.source_stats import SourceStats
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from CLIPPER_API_KEYS")
 
@@ -54,7 +54,7 @@ class Services:
 
 
 async def get_services(request: Request) -> Services:
-    """The app's settings, Redis, storage, source-HEAD memory (`workers.source_stats`) and
+    """The app's settings, Redis, storage, source-HEAD memory (`workers.submit.source_stats`) and
     warm-submit runner (`api.inline_submit`)."""
     services: Services = request.app.state.services
     return services

@@ -29,10 +29,10 @@ from redis.retry import Retry
 
 from clipper.settings import Settings
 from clipper.storage import Storage
-from workers.claim import NeedsThread, Submission
 from workers.probe_cache import peek_probe
-from workers.source_stats import SourceStats
 from workers.submit import Warm, submit_warm
+from workers.submit.claim import NeedsThread, Submission
+from workers.submit.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
 

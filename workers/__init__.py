@@ -1,0 +1,16 @@
+"""Clipper's service layer: what the API and the RQ worker share, and what only the worker runs.
+
+Shared (imported by the API and by the worker):
+
+- `keys` every Redis key; `records` clip records; `queues` connections, queue names, enqueueing;
+  `metrics` cluster metrics in Redis; `presenter` a clip as clients see it; `cancel` cancel
+  requests (and the watcher a running job polls); `webhooks` signing, callback-URL checks and
+  the delivery job; `probe_cache` probes by source version;
+- `submit/` the submit path: the request model, hashing, dedup, claiming and queueing.
+
+Worker-only (never imported by `api`; tests/core/test_layering.py holds both rules):
+
+- `worker/` the worker process, the clip job, the one-cut-per-content lock, progress;
+- `jobs` the clip job's RQ entry point. Queued jobs name their function by dotted path, so
+  `workers.jobs.run_clip` and `workers.webhooks.deliver` stay where they are.
+"""

@@ -63,5 +63,5 @@ def content(content_hash: str) -> str:
 
 
 def cutting(content_hash: str) -> str:
-    """Held by the one job cutting these bytes (see `workers.content_lock`)."""
+    """Held by the one job cutting these bytes (see `workers.worker.content_lock`)."""
     return f"{PREFIX}cutting:{content_hash}"

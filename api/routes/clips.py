@@ -13,10 +13,10 @@ from api.models import ClipRequest, ClipResource, WebhookSecret
 from api.problems import ApiProblem
 from workers import metrics, records
 from workers.cancel import request_cancel
-from workers.claim import Submission
 from workers.presenter import clip_resource
 from workers.records import ClipRecord
 from workers.submit import submit_clip
+from workers.submit.claim import Submission
 from workers.webhooks import client_secret
 
 router = APIRouter(prefix="/v1", tags=["clips"])

@@ -131,3 +131,32 @@ def test_no_noqa_for_the_layout_rules() -> None:
         if "noqa" in line and ("C901" in line or "PLR0913" in line)
     ]
     assert silenced == []
+
+
+#: What runs only in the worker process (see workers/__init__.py): never imported by `api`.
+WORKER_ONLY = ("workers.worker", "workers.jobs")
+
+
+def _worker_only(path: Path) -> list[str]:
+    return sorted(m for m in _imported_modules(path) for w in WORKER_ONLY if _under(m, w))
+
+
+def test_api_never_imports_worker_only_modules() -> None:
+    offenders = {
+        str(p.relative_to(ROOT)): _worker_only(p)
+        for p in (ROOT / "api").rglob("*.py")
+        if _worker_only(p)
+    }
+    assert offenders == {}
+
+
+def test_shared_workers_modules_never_import_worker_only_ones() -> None:
+    shared = [
+        p
+        for p in (ROOT / "workers").rglob("*.py")
+        if "worker" not in p.relative_to(ROOT / "workers").parts[:-1]
+        and p != ROOT / "workers" / "jobs.py"  # the entry point's stable dotted path
+    ]
+    assert len(shared) > 10
+    offenders = {str(p.relative_to(ROOT)): _worker_only(p) for p in shared if _worker_only(p)}
+    assert offenders == {}

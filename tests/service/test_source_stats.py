@@ -1,4 +1,4 @@
-"""The API's short-lived memory of source HEADs (`workers.source_stats`) and what a stale one
+"""The API's short-lived memory of source HEADs (`workers.submit.source_stats`) and what a stale one
 may and may not do.
 
 Unit tests use a small in-memory storage (pure, no services). The rest run the real app and
@@ -29,7 +29,7 @@ from tests.fixtures.app import InProcessApp, api_keys_setting, settings_env, upl
 from tests.fixtures.services import s3_settings
 from workers import records
 from workers.queues import QUEUE_NAMES, get_queues
-from workers.source_stats import SourceStats
+from workers.submit.source_stats import SourceStats
 
 
 class _Library:

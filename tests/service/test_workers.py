@@ -14,10 +14,10 @@ from clipper.errors import UnsafeInput
 from clipper.settings import Settings
 from clipper.spec import Accuracy, Preset, Segment
 from workers import records
-from workers.clipspec import body_hash, content_hash, spec_from_request
-from workers.progress import ProgressWriter, eta_seconds, overall_percent
 from workers.queues import job_timeout_seconds
+from workers.submit.clipspec import body_hash, content_hash, spec_from_request
 from workers.webhooks import client_secret, sign, validate_callback_url
+from workers.worker.progress import ProgressWriter, eta_seconds, overall_percent
 
 
 def test_phases_map_to_increasing_percent() -> None:
@@ -180,7 +180,7 @@ def test_progress_writer_throttles_and_never_goes_back(redis_url: str) -> None:
 
 
 def test_sweep_removes_folders_of_clips_no_longer_running(redis_url: str, tmp_path: Path) -> None:
-    from workers.jobs import WORK_DIR_PREFIX, _sweep_stale_work_dirs
+    from workers.worker.clip_job import WORK_DIR_PREFIX, _sweep_stale_work_dirs
 
     conn = Redis.from_url(redis_url)
     running, canceled = records.new_clip_id(), records.new_clip_id()
@@ -220,7 +220,8 @@ def test_content_lock_one_cut_per_content(redis_url: str) -> None:
     import threading
 
     from clipper.errors import Canceled
-    from workers import content_lock, keys
+    from workers import keys
+    from workers.worker import content_lock
 
     conn = Redis.from_url(redis_url)
     first, second = records.new_clip_id(), records.new_clip_id()

@@ -10,7 +10,7 @@ What a stale answer can and cannot do (`ttl_seconds` bounds how stale):
   HEAD before the cut and again before the upload, and fails the clip with
   `source_changed` if the source was replaced: it never stores a clip of another version.
 - An answer that hands out existing bytes at once (200: dedup hit, full video) is confirmed
-  with a fresh HEAD by the caller (`workers.submit`), so it never serves an old version.
+  with a fresh HEAD by the caller (`workers.submit.flow`), so it never serves an old version.
 - Missing sources are never remembered: a freshly uploaded source is usable at once.
 - For up to `ttl_seconds` after storage goes down, submits for sources seen just before are
   still queued (the worker retries storage trouble) instead of answering 503.

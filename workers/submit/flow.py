@@ -35,8 +35,11 @@ from clipper.settings import Settings
 from clipper.spec import Preset
 from clipper.storage import ObjectInfo, Storage, validate_key
 from workers import keys, records
-from workers.claim import NeedsThread, SourceSeen, StaleSource, Submission, claim
-from workers.clipspec import (
+from workers.probe_cache import remembered_probe
+from workers.queues import DEFAULT_QUEUE, job_timeout_seconds
+from workers.records import ClipRecord
+from workers.submit.claim import NeedsThread, SourceSeen, StaleSource, Submission, claim
+from workers.submit.clipspec import (
     body_hash,
     content_hash,
     default_filename,
@@ -45,10 +48,7 @@ from workers.clipspec import (
     spec_from_request,
     validate_filename,
 )
-from workers.probe_cache import remembered_probe
-from workers.queues import DEFAULT_QUEUE, job_timeout_seconds
-from workers.records import ClipRecord
-from workers.source_stats import SourceStats
+from workers.submit.source_stats import SourceStats
 from workers.webhooks import validate_callback_url
 
 

@@ -3,7 +3,7 @@
 `claim(...)` runs one Lua script that looks for stored bytes of the content, then writes the
 record and the owner's join key (or returns the clip already joined); `_publish` puts the RQ
 job and the `clips_total` counter in one MULTI pipeline: two round trips for a new clip.
-Split from `workers.submit`, which validates and builds the record first.
+Split from `workers.submit.flow`, which validates and builds the record first.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from clipper.storage import ObjectInfo, Storage
 from workers import keys, metrics, records
 from workers.queues import enqueue_clip
 from workers.records import ClipRecord
-from workers.source_stats import SourceStats
+from workers.submit.source_stats import SourceStats
 from workers.webhooks import enqueue_delivery
 
 # Save the new clip record and point the owner's join key at it, in one round trip, unless
