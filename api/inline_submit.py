@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from redis import Redis
 from redis.backoff import NoBackoff
@@ -32,6 +31,7 @@ from clipper.storage import Storage
 from workers.probe_cache import peek_probe
 from workers.submit import Warm, submit_warm
 from workers.submit.claim import NeedsThread, Submission
+from workers.submit.request import ClipRequest
 from workers.submit.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
@@ -69,22 +69,21 @@ class InlineSubmits:
         )
         return cls(settings, storage, source_stats, redis)
 
-    def warm(self, body: dict[str, Any], idempotency_key: str | None) -> Warm | None:
+    def warm(self, request: ClipRequest, idempotency_key: str | None) -> Warm | None:
         """The memory's HEAD and probe of the source when this request may run inline."""
-        if idempotency_key is not None or body.get("callback_url"):
+        if idempotency_key is not None or request.callback_url:
             return None
         if time.monotonic() < self.paused_until:
             return None
-        source = body.get("source")
-        info = self.source_stats.peek(source) if isinstance(source, str) else None
-        media = peek_probe(source, info.etag) if info is not None and source else None
+        info = self.source_stats.peek(request.source)
+        media = peek_probe(request.source, info.etag) if info is not None else None
         return Warm(info, media) if info is not None and media is not None else None
 
     def try_submit(
-        self, owner: str, body: dict[str, Any], idempotency_key: str | None
+        self, owner: str, request: ClipRequest, idempotency_key: str | None
     ) -> Submission | None:
         """Submit on the calling thread (the event loop) if warm; None: use the thread pool."""
-        warm = self.warm(body, idempotency_key)
+        warm = self.warm(request, idempotency_key)
         if warm is None:
             return None
         started = time.monotonic()
@@ -94,7 +93,7 @@ class InlineSubmits:
                 storage=self.storage,
                 settings=self.settings,
                 owner=owner,
-                body=body,
+                request=request,
                 warm=warm,
                 source_stats=self.source_stats,
             )

@@ -8,6 +8,7 @@ job id (= clip id) is never reused for a different payload.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final, Literal, get_args
 
 from redis import Redis
 from redis.client import Pipeline
@@ -17,8 +18,12 @@ from rq.serializers import JSONSerializer
 
 from clipper.settings import Settings
 
-QUEUE_NAMES: tuple[str, ...] = ("interactive", "default", "bulk")
-DEFAULT_QUEUE = "default"
+#: A clip queue (a request's `priority`).
+QueueName = Literal["interactive", "default", "bulk"]
+#: Every clip queue, in the order a worker serves them.
+QUEUE_NAMES: tuple[QueueName, ...] = get_args(QueueName)
+#: Where a request without a `priority` goes.
+DEFAULT_QUEUE: Final[QueueName] = "default"
 
 #: Redis socket timeouts: an unreachable Redis must turn into a quick 503, not a hang.
 REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
@@ -80,7 +85,7 @@ def enqueue_clip(
     """Queue the clip job; the RQ job id is the clip id. With `pipeline`, on its execute()."""
     queue = get_queue(queue_name, connection)
     return queue.enqueue(
-        "workers.jobs.run_clip",
+        "workers.jobs.run_clip",  # the stable name (see workers/jobs.py), not the module's
         clip_id,
         job_id=clip_id,
         job_timeout=timeout_seconds,

@@ -6,10 +6,11 @@ canceled clip can never flip back to running or succeeded.
 
 Fields: id, owner (API key name), status (queued|running|succeeded|failed|canceled), kind
 (`clip`: cut by a job; `source`: full video, links to the source object itself), request
-(the JSON body as accepted), source_key, source_etag, content_hash, bucket + object_key (where
-the bytes are), filename, callback_url, queue, clip_seconds, timeout_seconds, progress
-{phase, percent, eta_seconds}, result {size_bytes, duration_seconds, accuracy}, error
-{code, message, field}, created_at/started_at/finished_at/updated_at (ISO 8601 UTC).
+(the accepted `ClipRequest` as `model_dump(mode="json")`; the job validates it again),
+source_key, source_etag, content_hash, bucket + object_key (where the bytes are), filename,
+callback_url, queue, clip_seconds, timeout_seconds, progress {phase, percent, eta_seconds},
+result {size_bytes, duration_seconds, accuracy}, error {code, message, field},
+created_at/started_at/finished_at/updated_at (ISO 8601 UTC).
 No signed link is ever stored: each GET makes a fresh one.
 """
 

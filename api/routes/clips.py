@@ -52,13 +52,12 @@ async def create_clip(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     """Queue a clip (202); 200 when it exists already or needs no processing."""
-    request = body.model_dump(mode="json")
     # A new clip of a warm source runs right here (two Redis round trips, no thread hop);
     # everything else in the thread pool (see api/inline_submit.py).
-    inline = services.inline.try_submit(client, request, idempotency_key)
+    inline = services.inline.try_submit(client, body, idempotency_key)
     if inline is None:
         submission, resource = await run_in_threadpool(
-            _submit_in_thread, services, client, request, idempotency_key
+            _submit_in_thread, services, client, body, idempotency_key
         )
     else:  # always a new, queued clip: no link to sign, no dedup to count
         submission = inline
@@ -71,14 +70,14 @@ async def create_clip(
 
 
 def _submit_in_thread(
-    services: Services, client: str, request: dict[str, Any], idempotency_key: str | None
+    services: Services, client: str, request: ClipRequest, idempotency_key: str | None
 ) -> tuple[Submission, dict[str, Any]]:
     submission = submit_clip(
         conn=services.redis,
         storage=services.storage,
         settings=services.settings,
         owner=client,
-        body=request,
+        request=request,
         idempotency_key=idempotency_key,
         source_stats=services.source_stats,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from tests.fixtures.app import InProcessApp, upload_source
 from tests.fixtures.services import RedisServer
 from workers import records
+from workers.submit.request import ClipRequest
 
 
 def _warm_source(api_app: InProcessApp, media: Any) -> str:
@@ -26,11 +27,16 @@ def test_warm_new_clips_run_inline_and_store_what_the_thread_path_stores(
     key = _warm_source(api_app, media_h264_mp4)
     inline = api_app.app.state.services.inline
     body = {"source": key, "start": 1, "end": 2, "accuracy": "fast", "priority": "bulk"}
-    assert inline.warm(body, None) is not None
+    assert inline.warm(ClipRequest.model_validate(body), None) is not None
     # Not inline: an Idempotency-Key, a callback (DNS check), the full video.
-    assert inline.warm(body, "order-1") is None
-    assert inline.warm(body | {"callback_url": "https://example.org/h"}, None) is None
-    assert inline.warm(body | {"source": "not/seen.mp4"}, None) is None
+    assert inline.warm(ClipRequest.model_validate(body), "order-1") is None
+    assert (
+        inline.warm(
+            ClipRequest.model_validate(body | {"callback_url": "https://example.org/h"}), None
+        )
+        is None
+    )
+    assert inline.warm(ClipRequest.model_validate(body | {"source": "not/seen.mp4"}), None) is None
 
     queued_before = api_app.queued_jobs()
     response = api_app.client().post("/v1/clips", json=body)
@@ -63,7 +69,7 @@ def test_redis_error_inline_is_a_503_and_pauses_inline_submits(
     inline = api_app.app.state.services.inline
     client = api_app.client()
     body = {"source": key, "start": 1, "end": 2}
-    assert inline.warm(body, None) is not None
+    assert inline.warm(ClipRequest.model_validate(body), None) is not None
     redis_server.stop()
     try:
         started = time.monotonic()
@@ -73,11 +79,13 @@ def test_redis_error_inline_is_a_503_and_pauses_inline_submits(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert time.monotonic() - started < 5
         assert inline.paused_until > time.monotonic()  # the breaker is open
-        assert inline.warm(body, None) is None  # so submits go to the thread pool
+        assert (
+            inline.warm(ClipRequest.model_validate(body), None) is None
+        )  # so submits go to the thread pool
         assert client.post("/v1/clips", json=body).status_code == 503
     finally:
         redis_server.start()
     assert client.post("/v1/clips", json=body).status_code == 202  # via the thread pool
     inline.paused_until = 0.0
-    assert inline.warm(body | {"start": 3}, None) is not None
+    assert inline.warm(ClipRequest.model_validate(body | {"start": 3}), None) is not None
     assert client.post("/v1/clips", json=body | {"start": 3, "end": 4}).status_code == 202

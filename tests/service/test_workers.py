@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -12,10 +14,11 @@ from redis import Redis
 
 from clipper.errors import UnsafeInput
 from clipper.settings import Settings
-from clipper.spec import Accuracy, Preset, Segment
+from clipper.spec import Accuracy, CutSpec, Preset, Segment
 from workers import records
 from workers.queues import job_timeout_seconds
-from workers.submit.clipspec import body_hash, content_hash, spec_from_request
+from workers.submit.clipspec import body_hash, content_hash
+from workers.submit.request import ClipRequest
 from workers.webhooks import client_secret, sign, validate_callback_url
 from workers.worker.progress import ProgressWriter, eta_seconds, overall_percent
 
@@ -46,19 +49,32 @@ def test_job_timeout_grows_with_clip_and_transcode() -> None:
     assert long >= 3600  # a one-hour copy-based clip must not hit RQ's 180 s default
 
 
-def test_spec_from_request_single_segments_and_full() -> None:
-    single = spec_from_request({"start": 1.5, "end": "00:00:03:00", "accuracy": "fast"})
+def _spec(**fields: Any) -> CutSpec:
+    return ClipRequest.model_validate({"source": "a.mp4", **fields}).cut_spec()
+
+
+def test_cut_spec_of_a_request_single_segments_and_full() -> None:
+    single = _spec(start=1.5, end="00:00:03:00", accuracy="fast")
     assert single.segments == (Segment(start=1.5, end="00:00:03:00"),)
     assert single.accuracy is Accuracy.FAST
-    multi = spec_from_request({"segments": [{"start": 0, "end": 1}, {"start": 2, "end": 3}]})
+    multi = _spec(segments=[{"start": 0, "end": 1}, {"start": 2, "end": 3}])
     assert len(multi.segments) == 2
-    full = spec_from_request({"preset": "mp4"})
+    full = _spec(preset="mp4")
     assert full.is_full_video
     assert full.preset is Preset.MP4
 
 
+def test_a_stored_request_validates_into_the_same_request() -> None:
+    """The record stores `model_dump(mode="json")`; the job's validation gives it back."""
+    request = ClipRequest(source="a.mp4", segments=[{"start": "00:00:01:00", "end": 2}])
+    stored = json.loads(json.dumps(request.model_dump(mode="json")))
+    assert ClipRequest.model_validate(stored) == request
+    assert ClipRequest.model_validate(stored).cut_spec() == request.cut_spec()
+    assert stored["accuracy"] == "exact" and stored["preset"] == "original"  # defaults stored
+
+
 def test_content_hash_depends_on_what_the_bytes_depend_on() -> None:
-    spec = spec_from_request({"start": 1, "end": 2})
+    spec = _spec(start=1, end=2)
     base = content_hash(source_key="a.mp4", source_etag="e1", ranges=[(30, 60)], spec=spec)
     same = content_hash(source_key="a.mp4", source_etag="e1", ranges=[(30, 60)], spec=spec)
     assert base == same
@@ -70,7 +86,7 @@ def test_content_hash_depends_on_what_the_bytes_depend_on() -> None:
             source_key="a.mp4",
             source_etag="e1",
             ranges=[(30, 60)],
-            spec=spec_from_request({"start": 1, "end": 2, "accuracy": "fast"}),
+            spec=_spec(start=1, end=2, accuracy="fast"),
         ),
     }
     assert base not in others

@@ -23,6 +23,7 @@ from tests.fixtures.services import s3_settings
 from workers import records
 from workers.queues import QUEUE_NAMES, fetch_job, get_queues, redis_connection
 from workers.submit import submit_clip
+from workers.submit.request import ClipRequest
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def _submit(settings: Settings, source_key: str) -> str:
         storage=open_storage(settings),
         settings=settings,
         owner="alice",
-        body={"source": source_key, "start": 1, "end": 2, "accuracy": "fast"},
+        request=ClipRequest(source=source_key, start=1, end=2, accuracy="fast"),
     )
     assert submission.status_code == 202
     return submission.record.id

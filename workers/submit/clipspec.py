@@ -1,8 +1,7 @@
-"""The accepted request body (plain JSON) ↔ the engine's `CutSpec`, content hashing and the
-download file name (checked when given, derived from the source and range when not).
+"""Hashes naming a clip's bytes and an owner's request, its length, and the download file
+name (checked when given, derived from the source and range when not).
 
-The API stores the request as JSON in the clip record; the worker rebuilds the same
-`CutSpec` from it, so both sides resolve exactly the same frames.
+The request itself and its `CutSpec` are `workers.submit.request.ClipRequest`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from typing import Any
 from clipper.engine import MediaInfo
 from clipper.engine.plan.parts import FrameRange
 from clipper.errors import UnsafeInput
-from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
+from clipper.spec import CutSpec
+from workers.submit.request import ClipRequest
 
 MAX_FILENAME_LENGTH = 200
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
@@ -42,33 +42,18 @@ def ranges_seconds(ranges: list[FrameRange], media: MediaInfo) -> float:
     return float(Fraction(frames) / media.frame_rate)
 
 
-def default_filename(source_key: str, request: dict[str, Any], ext: str) -> str:
+def default_filename(source_key: str, request: ClipRequest, ext: str) -> str:
     """`<source stem>_<start>-<end><ext>`, or the source's own name for a full video."""
     stem, source_ext = posixpath.splitext(posixpath.basename(source_key))
-    start, end = request.get("start"), request.get("end")
-    if request.get("segments"):
-        suffix = f"_{len(request['segments'])}segments"
+    start, end = request.start, request.end
+    if request.segments:
+        suffix = f"_{len(request.segments)}segments"
     elif start is None and end is None:
         suffix = ""
     else:
         suffix = f"_{start or 0}-{end or 'end'}"
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{stem}{suffix}").strip("_") or "clip"
     return name[: MAX_FILENAME_LENGTH - len(ext or source_ext)] + (ext or source_ext)
-
-
-def spec_from_request(request: dict[str, Any]) -> CutSpec:
-    """Build the CutSpec for a request body (start/end, or segments, or neither = full video)."""
-    raw_segments = request.get("segments")
-    if raw_segments:
-        segments = tuple(Segment(start=s.get("start"), end=s.get("end")) for s in raw_segments)
-    else:
-        segments = (Segment(start=request.get("start"), end=request.get("end")),)
-    return CutSpec(
-        segments=segments,
-        accuracy=Accuracy(request.get("accuracy") or Accuracy.EXACT),
-        preset=Preset(request.get("preset") or Preset.ORIGINAL),
-        timecode_origin=TimecodeOrigin(request.get("timecode_origin") or TimecodeOrigin.EMBEDDED),
-    )
 
 
 def _plain(value: Any) -> Any:

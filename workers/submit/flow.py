@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from redis import Redis
 
@@ -36,7 +35,7 @@ from clipper.spec import Preset
 from clipper.storage import ObjectInfo, Storage, validate_key
 from workers import keys, records
 from workers.probe_cache import remembered_probe
-from workers.queues import DEFAULT_QUEUE, job_timeout_seconds
+from workers.queues import job_timeout_seconds
 from workers.records import ClipRecord
 from workers.submit.claim import NeedsThread, SourceSeen, StaleSource, Submission, claim
 from workers.submit.clipspec import (
@@ -45,9 +44,9 @@ from workers.submit.clipspec import (
     default_filename,
     join_hash,
     ranges_seconds,
-    spec_from_request,
     validate_filename,
 )
+from workers.submit.request import ClipRequest
 from workers.submit.source_stats import SourceStats
 from workers.webhooks import validate_callback_url
 
@@ -72,7 +71,7 @@ def submit_clip(
     storage: Storage,
     settings: Settings,
     owner: str,
-    body: dict[str, Any],
+    request: ClipRequest,
     idempotency_key: str | None = None,
     source_stats: SourceStats | None = None,
 ) -> Submission:
@@ -82,16 +81,16 @@ def submit_clip(
     it every submit asks storage.
     """
     idem_key = keys.idempotency(owner, idempotency_key) if idempotency_key else None
-    digest = body_hash(body)
+    digest = body_hash(request.model_dump(mode="json")) if idem_key else ""
     if idem_key:
         remembered = _remembered(conn, idem_key, digest)
         if remembered:
             return remembered
     try:
-        submission = _submit(conn, storage, settings, owner, body, source_stats)
+        submission = _submit(conn, storage, settings, owner, request, source_stats)
     except StaleSource:
         # The source was replaced within the memory's TTL: once more, asking storage.
-        submission = _submit(conn, storage, settings, owner, body, None)
+        submission = _submit(conn, storage, settings, owner, request, None)
     if idem_key:
         entry: dict[str, str | int] = {
             "body_sha256": digest,
@@ -109,14 +108,14 @@ def submit_warm(
     storage: Storage,
     settings: Settings,
     owner: str,
-    body: dict[str, Any],
+    request: ClipRequest,
     warm: Warm,
     source_stats: SourceStats,
 ) -> Submission:
     """`submit_clip` for a new clip of a warm source, blocking on nothing but Redis (two
     round trips): for the API's event loop. Raises NeedsThread, having written nothing, for
     every other case (callback URL, full video, an identical or stored clip)."""
-    return _submit(conn, storage, settings, owner, body, source_stats, warm=warm)
+    return _submit(conn, storage, settings, owner, request, source_stats, warm=warm)
 
 
 def _remembered(conn: Redis, idem_key: str, digest: str) -> Submission | None:
@@ -150,23 +149,24 @@ def _submit(
     storage: Storage,
     settings: Settings,
     owner: str,
-    body: dict[str, Any],
+    request: ClipRequest,
     stats: SourceStats | None,
     *,
     warm: Warm | None = None,
 ) -> Submission:
     try:
-        source_key = validate_key(body["source"])
+        source_key = validate_key(request.source)
     except UnsafeInput as exc:
         raise UnsafeInput(exc.message, field="source") from exc
-    if body.get("filename") is not None:
-        validate_filename(body["filename"])
-    callback_url = body.get("callback_url") or ""
+    if request.filename is not None:
+        validate_filename(request.filename)
+    callback_url = request.callback_url or ""
     if callback_url and warm is not None:
         raise NeedsThread  # the check resolves the host name
     if callback_url:
         validate_callback_url(callback_url, allow_private=settings.webhook_allow_private)
-    spec = spec_from_request(body)
+    spec = request.cut_spec()
+    stored_request = request.model_dump(mode="json")
     full_video = spec.is_full_video and spec.preset == Preset.ORIGINAL
     if warm is not None:
         if full_video:
@@ -181,13 +181,13 @@ def _submit(
 
     if full_video:
         chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
-        filename = body.get("filename") or default_filename(source_key, body, "")
+        filename = request.filename or default_filename(source_key, request, "")
         record = ClipRecord(
             id=records.new_clip_id(),
             owner=owner,
             status="succeeded",
             kind="source",
-            request=body,
+            request=stored_request,
             source_key=source_key,
             source_etag=info.etag,
             bucket="sources",
@@ -204,20 +204,20 @@ def _submit(
     ranges = list(engine.resolve_ranges(media, spec))
     clip_seconds = ranges_seconds(ranges, media)
     if clip_seconds > settings.max_clip_seconds:
-        field = "segments" if body.get("segments") else "end"
+        field = "segments" if request.segments else "end"
         raise BadRequest(
             f"the clip is {clip_seconds:.3f} s long; the limit is {settings.max_clip_seconds:g} s",
             field=field,
         )
     ext = engine.output_extension(media, spec.preset)
     chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=ranges, spec=spec)
-    filename = body.get("filename") or default_filename(source_key, body, ext)
+    filename = request.filename or default_filename(source_key, request, ext)
     record = ClipRecord(
         id=records.new_clip_id(),
         owner=owner,
         status="queued",
         kind="clip",
-        request=body,
+        request=stored_request,
         source_key=source_key,
         source_etag=info.etag,
         bucket="clips",
@@ -225,7 +225,7 @@ def _submit(
         filename=filename,
         content_hash=chash,
         callback_url=callback_url,
-        queue=body.get("priority") or DEFAULT_QUEUE,
+        queue=request.priority,
         clip_seconds=clip_seconds,
         timeout_seconds=job_timeout_seconds(clip_seconds, transcode=spec.preset != Preset.ORIGINAL),
         progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},

@@ -42,7 +42,7 @@ from workers.cancel import CancelWatcher
 from workers.probe_cache import cached_probe
 from workers.queues import redis_connection
 from workers.records import ClipRecord
-from workers.submit.clipspec import spec_from_request
+from workers.submit.request import ClipRequest
 from workers.webhooks import enqueue_delivery
 from workers.worker import content_lock
 from workers.worker.progress import ProgressWriter
@@ -127,6 +127,7 @@ def _cancel_requested(conn: Redis, clip_id: str) -> bool:
 def _cut_and_store(
     conn: Redis, storage: Storage, settings: Settings, record: ClipRecord
 ) -> dict[str, Any]:
+    request = ClipRequest.model_validate(record.request)  # the JSON the API stored
     progress = ProgressWriter(conn, record.id)
     progress("probing", 0.0)
     _check_source_version(storage, record)
@@ -151,7 +152,7 @@ def _cut_and_store(
     media = cached_probe(
         conn, storage, record.source_key, record.source_etag, config=config, input_url=input_url
     )
-    spec = spec_from_request(record.request)
+    spec = request.cut_spec()
     ext = Path(record.object_key).suffix
     work_root = settings.work_dir or Path(tempfile.gettempdir())
     work_root.mkdir(parents=True, exist_ok=True)
@@ -180,7 +181,7 @@ def _cut_and_store(
             storage.put_clip(
                 record.object_key,
                 output,
-                metadata=_provenance(record, report.model_dump(mode="json")),
+                metadata=_provenance(record, request, report.model_dump(mode="json")),
                 content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
             )
     finally:
@@ -241,19 +242,19 @@ def _succeed(
     return result
 
 
-def _provenance(record: ClipRecord, accuracy: dict[str, Any]) -> dict[str, str]:
+def _provenance(
+    record: ClipRecord, request: ClipRequest, accuracy: dict[str, Any]
+) -> dict[str, str]:
     """Where the clip came from, as object metadata (capped: S3 allows 2 KB in all)."""
-    segments = record.request.get("segments") or [
-        {"start": record.request.get("start"), "end": record.request.get("end")}
-    ]
+    segments = [r.model_dump(mode="json") for r in request.ranges]
     return {
         "clip-id": record.id,
         "content-hash": record.content_hash,
         "source-key": record.source_key[:512],
         "source-etag": record.source_etag[:80],
         "ranges": json.dumps(segments, separators=(",", ":"))[:600],
-        "accuracy": str(record.request.get("accuracy") or "exact"),
-        "preset": str(record.request.get("preset") or "original"),
+        "accuracy": request.accuracy.value,
+        "preset": request.preset.value,
         "strategy": str(accuracy.get("strategy", ""))[:40],
     }
 
