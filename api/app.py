@@ -23,6 +23,7 @@ from clipper.errors import ClipperError
 from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
 from workers.queues import redis_connection
+from workers.submit import SubmitContext
 from workers.submit.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = open_storage(settings)
     source_stats = SourceStats(app.state.storage, settings.source_stat_ttl_seconds)
     app.state.services = Services(
-        settings=settings,
-        redis=app.state.redis,
-        storage=app.state.storage,
-        source_stats=source_stats,
+        submits=SubmitContext(app.state.redis, app.state.storage, settings, source_stats),
         inline=InlineSubmits.from_settings(settings, app.state.storage, source_stats),
     )
     install_problem_handlers(app)

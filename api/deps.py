@@ -18,7 +18,7 @@ from api.inline_submit import InlineSubmits
 from api.problems import ApiProblem
 from clipper.settings import Settings
 from clipper.storage import Storage
-from workers.submit.source_stats import SourceStats
+from workers.submit import SubmitContext
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from CLIPPER_API_KEYS")
 
@@ -46,16 +46,15 @@ class Services:
     """Everything the submit route needs from the app, as one dependency: FastAPI's
     dependency solving costs tens of microseconds per node on every request."""
 
-    settings: Settings
-    redis: Redis
-    storage: Storage
-    source_stats: SourceStats
+    #: For submits in the thread pool: the app's Redis client, storage, settings and
+    #: source-HEAD memory (`workers.submit.source_stats`).
+    submits: SubmitContext
+    #: Warm submits on the event loop, with their own Redis client (`api.inline_submit`).
     inline: InlineSubmits
 
 
 async def get_services(request: Request) -> Services:
-    """The app's settings, Redis, storage, source-HEAD memory (`workers.submit.source_stats`) and
-    warm-submit runner (`api.inline_submit`)."""
+    """The app's submit context and warm-submit runner."""
     services: Services = request.app.state.services
     return services
 

@@ -4,12 +4,13 @@ Why: a sync route runs in AnyIO's thread pool. Measured in-process with 50 concu
 submits, the hop alone cost ~0.2 ms of CPU per request and the GIL hand-offs between 40
 threads another ~0.3 ms, half of what a submit costs in all. A new clip of a source whose
 HEAD and probe this process holds in memory needs nothing but two Redis round trips on the
-local network (~0.1 ms), so it runs right here (`workers.submit.submit_warm`).
+local network (~0.1 ms), so it runs right here (`submit(..., mode=SubmitMode.WARM)`).
 
 What keeps the event loop safe:
 - Only warm submits: no storage call, no ffprobe, no DNS (callback URLs), no Idempotency-Key,
-  no full video; anything else (or anything `submit_warm` meets on the way: an identical or
-  stored clip) goes to the thread pool as before, with nothing written.
+  no full video; anything else (or anything the warm submit meets on the way: an identical or
+  stored clip) is a `NeedsThread` result, having written nothing, and goes to the thread
+  pool as before.
 - Its own Redis client with short timeouts (`INLINE_REDIS_TIMEOUT_SECONDS`) and no retries.
 - A breaker: a Redis error, or a warm submit slower than `SLOW_SECONDS`, sends every submit
   of this process to the thread pool for `PAUSE_SECONDS`. A Redis error still answers 503
@@ -28,10 +29,15 @@ from redis.retry import Retry
 
 from clipper.settings import Settings
 from clipper.storage import Storage
-from workers.probe_cache import peek_probe
-from workers.submit import Warm, submit_warm
-from workers.submit.claim import NeedsThread, Submission
-from workers.submit.request import ClipRequest
+from workers.submit import (
+    Blocker,
+    ClipOrder,
+    NeedsThread,
+    Queued,
+    SubmitContext,
+    SubmitMode,
+    submit,
+)
 from workers.submit.source_stats import SourceStats
 
 log = logging.getLogger(__name__)
@@ -45,15 +51,11 @@ PAUSE_SECONDS = 10.0
 
 
 class InlineSubmits:
-    """`try_submit(...)`: the Submission, or None when the caller must use the thread pool."""
+    """`try_submit(order)`: a warm submit on the calling thread (the event loop), or
+    NeedsThread when the caller must submit in the thread pool."""
 
-    def __init__(
-        self, settings: Settings, storage: Storage, source_stats: SourceStats, redis: Redis
-    ) -> None:
-        self.settings = settings
-        self.storage = storage
-        self.source_stats = source_stats
-        self.redis = redis
+    def __init__(self, ctx: SubmitContext) -> None:
+        self.ctx = ctx
         self.paused_until = 0.0
 
     @classmethod
@@ -67,38 +69,16 @@ class InlineSubmits:
             socket_connect_timeout=INLINE_REDIS_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(settings, storage, source_stats, redis)
+        return cls(SubmitContext(redis, storage, settings, source_stats))
 
-    def warm(self, request: ClipRequest, idempotency_key: str | None) -> Warm | None:
-        """The memory's HEAD and probe of the source when this request may run inline."""
-        if idempotency_key is not None or request.callback_url:
-            return None
+    def try_submit(self, order: ClipOrder) -> Queued | NeedsThread:
+        """The warm submit's result; NeedsThread (nothing written) while paused or when it met
+        something that may block. A Redis error raises (a 503) and pauses."""
         if time.monotonic() < self.paused_until:
-            return None
-        info = self.source_stats.peek(request.source)
-        media = peek_probe(request.source, info.etag) if info is not None else None
-        return Warm(info, media) if info is not None and media is not None else None
-
-    def try_submit(
-        self, owner: str, request: ClipRequest, idempotency_key: str | None
-    ) -> Submission | None:
-        """Submit on the calling thread (the event loop) if warm; None: use the thread pool."""
-        warm = self.warm(request, idempotency_key)
-        if warm is None:
-            return None
+            return NeedsThread(Blocker.PAUSED)
         started = time.monotonic()
         try:
-            return submit_warm(
-                conn=self.redis,
-                storage=self.storage,
-                settings=self.settings,
-                owner=owner,
-                request=request,
-                warm=warm,
-                source_stats=self.source_stats,
-            )
-        except NeedsThread:
-            return None
+            return submit(self.ctx, order, mode=SubmitMode.WARM)
         except RedisError:
             self.pause("redis error")
             raise
@@ -114,4 +94,4 @@ class InlineSubmits:
 
     def close(self) -> None:
         """Close the inline Redis client."""
-        self.redis.close()
+        self.ctx.conn.close()

@@ -8,15 +8,21 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from api.deps import ClientDep, RedisDep, Services, ServicesDep, SettingsDep, StorageDep
+from api.deps import ClientDep, RedisDep, ServicesDep, SettingsDep, StorageDep
 from api.models import ClipRequest, ClipResource, WebhookSecret
 from api.problems import ApiProblem
 from workers import metrics, records
 from workers.cancel import request_cancel
 from workers.presenter import clip_resource
 from workers.records import ClipRecord
-from workers.submit import submit_clip
-from workers.submit.claim import Submission
+from workers.submit import (
+    ClipOrder,
+    NeedsThread,
+    SubmitContext,
+    SubmitMode,
+    Submitted,
+    submit,
+)
 from workers.webhooks import client_secret
 
 router = APIRouter(prefix="/v1", tags=["clips"])
@@ -52,38 +58,28 @@ async def create_clip(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
     """Queue a clip (202); 200 when it exists already or needs no processing."""
+    order = ClipOrder(owner=client, request=body, idempotency_key=idempotency_key)
     # A new clip of a warm source runs right here (two Redis round trips, no thread hop);
     # everything else in the thread pool (see api/inline_submit.py).
-    inline = services.inline.try_submit(client, body, idempotency_key)
-    if inline is None:
-        submission, resource = await run_in_threadpool(
-            _submit_in_thread, services, client, body, idempotency_key
-        )
+    inline = services.inline.try_submit(order)
+    result: Submitted
+    if isinstance(inline, NeedsThread):
+        result, resource = await run_in_threadpool(_submit_in_thread, services.submits, order)
     else:  # always a new, queued clip: no link to sign, no dedup to count
-        submission = inline
-        resource = clip_resource(submission.record, services.storage, services.settings)
+        ctx = services.submits
+        result, resource = inline, clip_resource(inline.record, ctx.storage, ctx.settings)
     return JSONResponse(
         resource,
-        status_code=submission.status_code,
-        headers={"Location": f"/v1/clips/{submission.record.id}"},
+        status_code=result.status_code,
+        headers={"Location": f"/v1/clips/{result.record.id}"},
     )
 
 
-def _submit_in_thread(
-    services: Services, client: str, request: ClipRequest, idempotency_key: str | None
-) -> tuple[Submission, dict[str, Any]]:
-    submission = submit_clip(
-        conn=services.redis,
-        storage=services.storage,
-        settings=services.settings,
-        owner=client,
-        request=request,
-        idempotency_key=idempotency_key,
-        source_stats=services.source_stats,
-    )
-    if submission.status_code == 200 and submission.record.kind == "clip":
-        metrics.record_dedup_hit(services.redis, "existing")
-    return submission, clip_resource(submission.record, services.storage, services.settings)
+def _submit_in_thread(ctx: SubmitContext, order: ClipOrder) -> tuple[Submitted, dict[str, Any]]:
+    result = submit(ctx, order, mode=SubmitMode.THREAD)
+    if result.status_code == 200 and result.record.kind == "clip":
+        metrics.record_dedup_hit(ctx.conn, "existing")
+    return result, clip_resource(result.record, ctx.storage, ctx.settings)
 
 
 @router.get("/clips/{clip_id}", response_model=ClipResource, responses=_ERRORS)

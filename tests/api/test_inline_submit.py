@@ -10,7 +10,11 @@ from typing import Any
 from tests.fixtures.app import InProcessApp, upload_source
 from tests.fixtures.services import RedisServer
 from workers import records
-from workers.submit.request import ClipRequest
+from workers.submit import Blocker, ClipOrder, ClipRequest, NeedsThread, warm_source
+
+
+def _order(body: dict[str, Any], idempotency_key: str | None = None) -> ClipOrder:
+    return ClipOrder("alice", ClipRequest.model_validate(body), idempotency_key)
 
 
 def _warm_source(api_app: InProcessApp, media: Any) -> str:
@@ -27,16 +31,16 @@ def test_warm_new_clips_run_inline_and_store_what_the_thread_path_stores(
     key = _warm_source(api_app, media_h264_mp4)
     inline = api_app.app.state.services.inline
     body = {"source": key, "start": 1, "end": 2, "accuracy": "fast", "priority": "bulk"}
-    assert inline.warm(ClipRequest.model_validate(body), None) is not None
-    # Not inline: an Idempotency-Key, a callback (DNS check), the full video.
-    assert inline.warm(ClipRequest.model_validate(body), "order-1") is None
-    assert (
-        inline.warm(
-            ClipRequest.model_validate(body | {"callback_url": "https://example.org/h"}), None
-        )
-        is None
-    )
-    assert inline.warm(ClipRequest.model_validate(body | {"source": "not/seen.mp4"}), None) is None
+    assert warm_source(inline.ctx, key) is not None
+    # Not inline (nothing written): an Idempotency-Key, a callback (DNS check), the full
+    # video, a source this process has not seen.
+    for order, blocker in (
+        (_order(body, "order-1"), Blocker.IDEMPOTENCY_KEY),
+        (_order(body | {"callback_url": "https://example.org/h"}), Blocker.CALLBACK_URL),
+        (_order({"source": key}), Blocker.FULL_VIDEO),
+        (_order(body | {"source": "not/seen.mp4"}), Blocker.COLD_SOURCE),
+    ):
+        assert inline.try_submit(order) == NeedsThread(blocker)
 
     queued_before = api_app.queued_jobs()
     response = api_app.client().post("/v1/clips", json=body)
@@ -69,7 +73,7 @@ def test_redis_error_inline_is_a_503_and_pauses_inline_submits(
     inline = api_app.app.state.services.inline
     client = api_app.client()
     body = {"source": key, "start": 1, "end": 2}
-    assert inline.warm(ClipRequest.model_validate(body), None) is not None
+    assert warm_source(inline.ctx, key) is not None
     redis_server.stop()
     try:
         started = time.monotonic()
@@ -79,13 +83,12 @@ def test_redis_error_inline_is_a_503_and_pauses_inline_submits(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert time.monotonic() - started < 5
         assert inline.paused_until > time.monotonic()  # the breaker is open
-        assert (
-            inline.warm(ClipRequest.model_validate(body), None) is None
-        )  # so submits go to the thread pool
+        # So submits go to the thread pool, without a try at Redis.
+        assert inline.try_submit(_order(body)) == NeedsThread(Blocker.PAUSED)
         assert client.post("/v1/clips", json=body).status_code == 503
     finally:
         redis_server.start()
     assert client.post("/v1/clips", json=body).status_code == 202  # via the thread pool
     inline.paused_until = 0.0
-    assert inline.warm(ClipRequest.model_validate(body | {"start": 3}), None) is not None
+    assert warm_source(inline.ctx, key) is not None  # the breaker closed: inline again
     assert client.post("/v1/clips", json=body | {"start": 3, "end": 4}).status_code == 202

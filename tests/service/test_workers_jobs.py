@@ -22,8 +22,7 @@ from tests.fixtures.app import api_keys_setting, settings_env, upload_source
 from tests.fixtures.services import s3_settings
 from workers import records
 from workers.queues import QUEUE_NAMES, fetch_job, get_queues, redis_connection
-from workers.submit import submit_clip
-from workers.submit.request import ClipRequest
+from workers.submit import ClipOrder, ClipRequest, Queued, SubmitContext, SubmitMode, submit
 
 
 @pytest.fixture
@@ -47,15 +46,12 @@ def worker_env(
 
 
 def _submit(settings: Settings, source_key: str) -> str:
-    submission = submit_clip(
-        conn=redis_connection(settings),
-        storage=open_storage(settings),
-        settings=settings,
-        owner="alice",
-        request=ClipRequest(source=source_key, start=1, end=2, accuracy="fast"),
-    )
-    assert submission.status_code == 202
-    return submission.record.id
+    ctx = SubmitContext(redis_connection(settings), open_storage(settings), settings)
+    request = ClipRequest(source=source_key, start=1, end=2, accuracy="fast")
+    result = submit(ctx, ClipOrder("alice", request), mode=SubmitMode.THREAD)
+    assert isinstance(result, Queued)
+    assert result.status_code == 202
+    return result.record.id
 
 
 def _work(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""Turning an accepted request into a clip: validation against the source, dedup, enqueue.
+"""`submit(...)`: an accepted request becomes a clip: validation against the source, dedup,
+enqueue. Its result type says what happened (`workers.submit.results`).
 
 Dedup works at two levels:
 
@@ -12,223 +13,256 @@ Dedup works at two levels:
   while the bytes are cut once. The join is a `SET NX` (or a Lua compare-and-set replacing a
   failed/canceled clip), so concurrent identical requests cannot create two jobs.
 
-`Idempotency-Key`: same key + same body → the first answer's status code and the same clip;
-same key + different body → 422.
+`Idempotency-Key`: see `workers.submit.idempotency`.
 
-The source's HEAD may come from `workers.source_stats` (a second-old memory) for a clip that
-gets queued: the worker checks the ETag again. Before any answer that hands out existing
-bytes at once (200) the HEAD is repeated, so a replaced source never gets an old clip.
+The source's HEAD may come from `workers.submit.source_stats` (a second-old memory) for a clip
+that gets queued: the worker checks the ETag again. Before any answer that hands out existing
+bytes at once (200) the HEAD is repeated, so a replaced source never gets an old clip: when
+it shows another ETag, the submit starts over asking storage.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal, overload
 
 from redis import Redis
 
-from clipper import engine
-from clipper.engine import MediaInfo
 from clipper.errors import BadRequest, NotFound, UnsafeInput
 from clipper.settings import Settings
-from clipper.spec import Preset
-from clipper.storage import ObjectInfo, Storage, validate_key
-from workers import keys, records
-from workers.probe_cache import remembered_probe
-from workers.queues import job_timeout_seconds
+from clipper.spec import CutSpec, Preset
+from clipper.storage import Storage, validate_key
+from workers import records
+from workers.probe_cache import peek_probe, remembered_probe
 from workers.records import ClipRecord
-from workers.submit.claim import NeedsThread, SourceSeen, StaleSource, Submission, claim
-from workers.submit.clipspec import (
-    body_hash,
-    content_hash,
-    default_filename,
-    join_hash,
-    ranges_seconds,
-    validate_filename,
+from workers.submit import drafts, idempotency
+from workers.submit.claim import ContentKnown, Draft, Saved, claim, publish
+from workers.submit.clipspec import validate_filename
+from workers.submit.drafts import SourceSeen
+from workers.submit.request import ClipOrder, ClipRequest
+from workers.submit.results import (
+    Blocker,
+    Existing,
+    FullVideo,
+    Joined,
+    NeedsThread,
+    Queued,
+    SubmitResult,
+    Submitted,
 )
-from workers.submit.request import ClipRequest
 from workers.submit.source_stats import SourceStats
 from workers.webhooks import validate_callback_url
 
+#: Tries at claiming a request against concurrent identical ones before a 422 "retry".
+CLAIM_TRIES = 6
 
-class IdempotencyConflict(BadRequest):
-    """The Idempotency-Key was used before with a different body."""
 
-    code = "idempotency_key_reused"
+class SubmitMode(StrEnum):
+    """Where a submit runs, and so what it may wait for."""
+
+    #: On the API's event loop: the source's HEAD and probe from this process's memory, then
+    #: two Redis round trips; NeedsThread (nothing written) on meeting anything else.
+    WARM = "warm"
+    #: In a thread: may HEAD the source, probe it, look in storage, resolve the callback host.
+    THREAD = "thread"
 
 
 @dataclass(frozen=True)
-class Warm:
-    """A source version whose HEAD and probe this process already holds in memory."""
+class SubmitContext:
+    """What every submit of a process uses."""
 
-    info: ObjectInfo
-    media: MediaInfo
+    conn: Redis
+    storage: Storage
+    settings: Settings
+    #: The API's memory of source HEADs; None: every submit asks storage.
+    source_stats: SourceStats | None = None
 
 
-def submit_clip(
-    *,
-    conn: Redis,
-    storage: Storage,
-    settings: Settings,
-    owner: str,
-    request: ClipRequest,
-    idempotency_key: str | None = None,
-    source_stats: SourceStats | None = None,
-) -> Submission:
-    """Validate, dedup and (when needed) enqueue one clip request.
+@dataclass(frozen=True)
+class StaleSource:
+    """The remembered HEAD of the source is out of date: start over with a fresh one."""
 
-    `source_stats` (the API's) lets a queued clip use a recent HEAD of the source; without
-    it every submit asks storage.
+
+@overload
+def submit(
+    ctx: SubmitContext, order: ClipOrder, *, mode: Literal[SubmitMode.WARM]
+) -> Queued | NeedsThread: ...
+@overload
+def submit(
+    ctx: SubmitContext, order: ClipOrder, *, mode: Literal[SubmitMode.THREAD]
+) -> Submitted: ...
+def submit(ctx: SubmitContext, order: ClipOrder, *, mode: SubmitMode) -> SubmitResult:
+    """Validate, dedup and (when needed) queue one clip request.
+
+    WARM blocks on nothing but Redis and only ever queues a new clip; THREAD covers every
+    case. Errors (bad request, unsafe input, missing source, Redis or storage trouble) raise.
     """
-    idem_key = keys.idempotency(owner, idempotency_key) if idempotency_key else None
-    digest = body_hash(request.model_dump(mode="json")) if idem_key else ""
-    if idem_key:
-        remembered = _remembered(conn, idem_key, digest)
-        if remembered:
-            return remembered
-    try:
-        submission = _submit(conn, storage, settings, owner, request, source_stats)
-    except StaleSource:
-        # The source was replaced within the memory's TTL: once more, asking storage.
-        submission = _submit(conn, storage, settings, owner, request, None)
-    if idem_key:
-        entry: dict[str, str | int] = {
-            "body_sha256": digest,
-            "status_code": submission.status_code,
-            "clip_id": submission.record.id,
-        }
-        if not conn.set(idem_key, json.dumps(entry), nx=True, ex=keys.IDEMPOTENCY_TTL_SECONDS):
-            return _remembered(conn, idem_key, digest) or submission
-    return submission
+    if mode is SubmitMode.WARM:
+        return _warm(ctx, order)
+    return _in_thread(ctx, order)
 
 
-def submit_warm(
-    *,
-    conn: Redis,
-    storage: Storage,
-    settings: Settings,
-    owner: str,
-    request: ClipRequest,
-    warm: Warm,
-    source_stats: SourceStats,
-) -> Submission:
-    """`submit_clip` for a new clip of a warm source, blocking on nothing but Redis (two
-    round trips): for the API's event loop. Raises NeedsThread, having written nothing, for
-    every other case (callback URL, full video, an identical or stored clip)."""
-    return _submit(conn, storage, settings, owner, request, source_stats, warm=warm)
-
-
-def _remembered(conn: Redis, idem_key: str, digest: str) -> Submission | None:
-    raw = conn.get(idem_key)
-    if not raw:
+def warm_source(ctx: SubmitContext, key: str) -> SourceSeen | None:
+    """The source as this process remembers it (HEAD and probe), or None; never blocks."""
+    info = ctx.source_stats.peek(key) if ctx.source_stats is not None else None
+    media = peek_probe(key, info.etag) if info is not None else None
+    if info is None or media is None:
         return None
-    entry = json.loads(raw)  # type: ignore[arg-type]
-    if entry["body_sha256"] != digest:
-        raise IdempotencyConflict(
-            "this Idempotency-Key was already used with a different request body",
-            field="Idempotency-Key",
+    return SourceSeen(key, info, media, fresh=False)
+
+
+def _warm(ctx: SubmitContext, order: ClipOrder) -> Queued | NeedsThread:
+    request = order.request
+    if order.idempotency_key is not None:  # an empty one too (the thread path ignores it)
+        return NeedsThread(Blocker.IDEMPOTENCY_KEY)
+    if request.callback_url:
+        return NeedsThread(Blocker.CALLBACK_URL)
+    source_key = _checked_source_key(request)
+    spec = request.cut_spec()
+    if _is_full_video(spec):
+        return NeedsThread(Blocker.FULL_VIDEO)
+    source = warm_source(ctx, source_key)
+    if source is None:
+        return NeedsThread(Blocker.COLD_SOURCE)
+    draft = drafts.clip(ctx.settings, order, source, spec)
+    if not isinstance(claim(ctx.conn, draft, look_for_content=True), Saved):
+        return NeedsThread(Blocker.EXISTING_CLIP)  # the script wrote nothing
+    publish(ctx.conn, draft.record)
+    return Queued(draft.record)
+
+
+def _in_thread(ctx: SubmitContext, order: ClipOrder) -> Submitted:
+    key = order.idempotency_key
+    if not key:  # an empty header is no key
+        return _decided(ctx, order)
+    entry = idempotency.Idempotency.of(order, key)
+    replayed = idempotency.replay(ctx.conn, entry)
+    if replayed is not None:
+        return replayed
+    return idempotency.remember(ctx.conn, entry, _decided(ctx, order))
+
+
+def _decided(ctx: SubmitContext, order: ClipOrder) -> Submitted:
+    outcome = _attempt(ctx, order)
+    if isinstance(outcome, StaleSource):
+        # The source was replaced within the memory's TTL: once more, asking storage (a HEAD
+        # straight from storage is current, so this attempt cannot be stale).
+        outcome = _attempt(dataclasses.replace(ctx, source_stats=None), order)
+    assert not isinstance(outcome, StaleSource)
+    return outcome
+
+
+def _attempt(ctx: SubmitContext, order: ClipOrder) -> Submitted | StaleSource:
+    request = order.request
+    source_key = _checked_source_key(request)
+    if request.callback_url:
+        validate_callback_url(
+            request.callback_url, allow_private=ctx.settings.webhook_allow_private
         )
-    record = records.load(conn, entry["clip_id"])
-    return Submission(int(entry["status_code"]), record) if record else None
+    spec = request.cut_spec()
+    if _is_full_video(spec):
+        # Answered at once (200): its HEAD must be current.
+        source = _look_up(ctx, source_key, fresh=True)
+        return _claimed(ctx, drafts.full_video(order, source, spec), source, look_for_content=False)
+    source = _look_up(ctx, source_key, fresh=False)
+    draft = drafts.clip(ctx.settings, order, source, spec)
+    return _claimed(ctx, draft, source, look_for_content=True)
 
 
-def _stat(storage: Storage, stats: SourceStats | None, key: str, *, fresh: bool) -> SourceSeen:
-    try:
-        if stats is None:
-            return SourceSeen(key, storage.stat_source(key), True, None)
-        if fresh:
-            return SourceSeen(key, stats.fresh(key), True, stats)
-        info, was_fresh = stats.get(key)
-        return SourceSeen(key, info, was_fresh, stats)
-    except NotFound as exc:
-        raise NotFound(f"no source with key {key!r}", field="source") from exc
-
-
-def _submit(
-    conn: Redis,
-    storage: Storage,
-    settings: Settings,
-    owner: str,
-    request: ClipRequest,
-    stats: SourceStats | None,
-    *,
-    warm: Warm | None = None,
-) -> Submission:
+def _checked_source_key(request: ClipRequest) -> str:
+    """The request's source key and file name, refused if unsafe."""
     try:
         source_key = validate_key(request.source)
     except UnsafeInput as exc:
         raise UnsafeInput(exc.message, field="source") from exc
     if request.filename is not None:
         validate_filename(request.filename)
-    callback_url = request.callback_url or ""
-    if callback_url and warm is not None:
-        raise NeedsThread  # the check resolves the host name
-    if callback_url:
-        validate_callback_url(callback_url, allow_private=settings.webhook_allow_private)
-    spec = request.cut_spec()
-    stored_request = request.model_dump(mode="json")
-    full_video = spec.is_full_video and spec.preset == Preset.ORIGINAL
-    if warm is not None:
-        if full_video:
-            raise NeedsThread  # answered at once: its HEAD must be fresh
-        source = SourceSeen(source_key, warm.info, False, stats)
-        info, media = warm.info, warm.media
-    else:
-        # A full video is answered at once (200): its HEAD must be current.
-        source = _stat(storage, stats, source_key, fresh=full_video)
-        info = source.info
-        media = remembered_probe(conn, storage, settings, source_key, info.etag)
+    return source_key
 
-    if full_video:
-        chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=[], spec=spec)
-        filename = request.filename or default_filename(source_key, request, "")
-        record = ClipRecord(
-            id=records.new_clip_id(),
-            owner=owner,
-            status="succeeded",
-            kind="source",
-            request=stored_request,
-            source_key=source_key,
-            source_etag=info.etag,
-            bucket="sources",
-            object_key=source_key,
-            filename=filename,
-            content_hash=chash,
-            callback_url=callback_url,
-            result={"size_bytes": info.size_bytes, "duration_seconds": media.duration_seconds},
-            finished_at=records.now_iso(),
-        )
-        jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-        return claim(conn, storage, record, jhash, source)
 
-    ranges = list(engine.resolve_ranges(media, spec))
-    clip_seconds = ranges_seconds(ranges, media)
-    if clip_seconds > settings.max_clip_seconds:
-        field = "segments" if request.segments else "end"
-        raise BadRequest(
-            f"the clip is {clip_seconds:.3f} s long; the limit is {settings.max_clip_seconds:g} s",
-            field=field,
-        )
-    ext = engine.output_extension(media, spec.preset)
-    chash = content_hash(source_key=source_key, source_etag=info.etag, ranges=ranges, spec=spec)
-    filename = request.filename or default_filename(source_key, request, ext)
-    record = ClipRecord(
-        id=records.new_clip_id(),
-        owner=owner,
-        status="queued",
-        kind="clip",
-        request=stored_request,
-        source_key=source_key,
-        source_etag=info.etag,
-        bucket="clips",
-        object_key=f"{chash[:2]}/{chash}{ext}",
-        filename=filename,
-        content_hash=chash,
-        callback_url=callback_url,
-        queue=request.priority,
-        clip_seconds=clip_seconds,
-        timeout_seconds=job_timeout_seconds(clip_seconds, transcode=spec.preset != Preset.ORIGINAL),
-        progress={"phase": "queued", "percent": 0.0, "eta_seconds": None},
-    )
-    jhash = join_hash(chash, filename=filename, callback_url=callback_url)
-    return claim(conn, storage, record, jhash, source, check_content=True, inline=bool(warm))
+def _is_full_video(spec: CutSpec) -> bool:
+    """The whole source in its own format: no cut, a link to the source itself."""
+    return spec.is_full_video and spec.preset == Preset.ORIGINAL
+
+
+def _look_up(ctx: SubmitContext, key: str, *, fresh: bool) -> SourceSeen:
+    """The source's HEAD (from the memory unless `fresh`) and its probe."""
+    stats = ctx.source_stats
+    try:
+        if stats is None:
+            info, was_fresh = ctx.storage.stat_source(key), True
+        elif fresh:
+            info, was_fresh = stats.fresh(key), True
+        else:
+            info, was_fresh = stats.get(key)
+    except NotFound as exc:
+        raise NotFound(f"no source with key {key!r}", field="source") from exc
+    media = remembered_probe(ctx.conn, ctx.storage, ctx.settings, key, info.etag)
+    return SourceSeen(key, info, media, was_fresh)
+
+
+def _confirmed(ctx: SubmitContext, source: SourceSeen) -> bool:
+    """Before existing bytes are handed out: a fresh HEAD must show the same ETag."""
+    if source.fresh or ctx.source_stats is None:
+        return True
+    current = ctx.source_stats.fresh(source.key)
+    source.fresh = True
+    return current.etag == source.info.etag
+
+
+def _claimed(
+    ctx: SubmitContext, draft: Draft, source: SourceSeen, *, look_for_content: bool
+) -> Submitted | StaleSource:
+    """Claim the draft in Redis, looking in storage at what Redis says exists."""
+    record = draft.record
+    replace = ""
+    stored_object = ""  # an object this submit has just seen in storage: no second look
+    for _ in range(CLAIM_TRIES):
+        outcome = claim(ctx.conn, draft, look_for_content=look_for_content, replace=replace)
+        if isinstance(outcome, Saved):
+            publish(ctx.conn, record)
+            return _new(record)
+        if isinstance(outcome, ContentKnown):
+            look_for_content = False
+            if ctx.storage.stat_clip(record.object_key) is not None:
+                if not _confirmed(ctx, source):
+                    return StaleSource()
+                # The bytes exist already (cut for this or another client): done at once.
+                drafts.succeed(record, outcome.result)
+                stored_object = record.object_key
+            continue
+        joined = _joined(ctx, outcome.clip_id, source, stored_object)
+        if joined is not None:
+            return joined
+        replace = outcome.clip_id  # failed, canceled or expired: replace it on the next try
+    raise BadRequest("too many concurrent identical requests; retry", field="source")
+
+
+def _new(record: ClipRecord) -> Queued | Existing | FullVideo:
+    if record.kind == "source":
+        return FullVideo(record)
+    return Existing(record) if record.status == "succeeded" else Queued(record)
+
+
+def _joined(
+    ctx: SubmitContext, clip_id: str, source: SourceSeen, stored_object: str
+) -> Joined | StaleSource | None:
+    """The owner's clip the join key names, if it still serves; None: replace it."""
+    existing = records.load(ctx.conn, clip_id)
+    if existing is None or not _still_good(ctx.storage, existing, stored_object):
+        return None
+    if existing.status == "succeeded" and not _confirmed(ctx, source):
+        return StaleSource()  # its bytes are of the ETag this submit saw, not the current one
+    return Joined(existing)
+
+
+def _still_good(storage: Storage, record: ClipRecord, stored_object: str) -> bool:
+    if record.status in records.ACTIVE:
+        return True
+    if record.status != "succeeded":
+        return False  # failed or canceled: a new request deserves a new try
+    if record.kind == "source" or record.object_key == stored_object:
+        return True
+    return storage.stat_clip(record.object_key) is not None

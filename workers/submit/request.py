@@ -1,4 +1,4 @@
-"""The clip request: one validated model from the HTTP body to the job.
+"""The clip request: one validated model from the HTTP body to the job; and who asked.
 
 The API validates the body into `ClipRequest` (FastAPI; unknown fields refused), the submit
 path reads it, the clip record stores `model_dump(mode="json")`, and the job validates that
@@ -8,6 +8,7 @@ earlier versions store the same dump, so they validate too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -94,9 +95,22 @@ class ClipRequest(BaseModel):
 
     def cut_spec(self) -> CutSpec:
         """The engine's CutSpec (no range given = the full video)."""
+        if self.segments:
+            segments = tuple(Segment(start=s.start, end=s.end) for s in self.segments)
+        else:
+            segments = (Segment(start=self.start, end=self.end),)
         return CutSpec(
-            segments=tuple(Segment(start=r.start, end=r.end) for r in self.ranges),
+            segments=segments,
             accuracy=self.accuracy,
             preset=self.preset,
             timecode_origin=self.timecode_origin,
         )
+
+
+@dataclass(frozen=True)
+class ClipOrder:
+    """One client's accepted request, as the submit path gets it."""
+
+    owner: str  # the API key's client name
+    request: ClipRequest
+    idempotency_key: str | None = None  # the `Idempotency-Key` header
