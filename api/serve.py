@@ -18,6 +18,8 @@ import signal
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -65,6 +67,67 @@ def serve_one(host: str, port: int, log_level: str, app: str = APP) -> None:
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
+@dataclass
+class _Supervisor:
+    """The API processes of one `serve` call: starts them, replaces those that die, stops
+    them all on SIGTERM/SIGINT or after MAX_FAILED_STARTS failed starts in a row."""
+
+    args: tuple[str, int, str, str]  # serve_one's (host, port, log_level, app)
+    context: SpawnContext = field(default_factory=lambda: multiprocessing.get_context("spawn"))
+    children: list[BaseProcess] = field(default_factory=list)
+    started: dict[int, float] = field(default_factory=dict)  # id(process) → monotonic start
+    stopping: bool = False
+    failed_starts: int = 0
+    status: int = 0
+
+    def start(self) -> BaseProcess:
+        """One more API process."""
+        process = self.context.Process(target=serve_one, args=self.args, daemon=False)
+        process.start()
+        self.started[id(process)] = time.monotonic()
+        return process
+
+    def stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        """Ask every process to shut down gracefully (also the signal handler)."""
+        self.stopping = True
+        for process in self.children:
+            if process.is_alive() and process.pid is not None:
+                process.terminate()
+
+    def replace_dead(self) -> None:
+        """Start a new process for each that exited; give up on a deployment that keeps
+        failing at start (exit status 1), waiting 0.5, 1, 2, … s between failed starts."""
+        for i, process in enumerate(self.children):
+            if self.stopping or process.is_alive():
+                continue
+            early = time.monotonic() - self.started.pop(id(process)) < EARLY_EXIT_SECONDS
+            self.failed_starts = self.failed_starts + 1 if early else 0
+            if self.failed_starts >= MAX_FAILED_STARTS:
+                log.error(
+                    "API processes keep dying at start (%s in a row, last exit %s): stopping",
+                    self.failed_starts,
+                    process.exitcode,
+                )
+                self.stop()
+                self.status = 1
+                return
+            log.warning(
+                "API process %s exited (%s); starting another", process.pid, process.exitcode
+            )
+            if self.failed_starts:
+                time.sleep(min(30.0, 0.5 * 2 ** (self.failed_starts - 1)))
+            self.children[i] = self.start()
+
+    def join(self) -> None:
+        """Wait up to STOP_TIMEOUT_SECONDS for the processes to stop, then kill the rest."""
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for process in self.children:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
 def serve(host: str, port: int, processes: int, *, log_level: str = "info", app: str = APP) -> int:
     """Run `processes` API processes until SIGTERM or SIGINT; restart any that dies. The exit
     status: 0, or 1 after MAX_FAILED_STARTS starts in a row that died at once."""
@@ -72,59 +135,15 @@ def serve(host: str, port: int, processes: int, *, log_level: str = "info", app:
 
     setup_logging("INFO")  # the supervisor's own lines, as JSON like the rest
     listening_socket(host, port).close()  # fail here, not in every child, if the port is taken
-    context = multiprocessing.get_context("spawn")
-    stopping = False
-
-    started: dict[int, float] = {}
-
-    def start() -> BaseProcess:
-        process = context.Process(target=serve_one, args=(host, port, log_level, app), daemon=False)
-        process.start()
-        started[id(process)] = time.monotonic()
-        return process
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in children:
-            if process.is_alive() and process.pid is not None:
-                process.terminate()
-
-    children = [start() for _ in range(processes)]
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    failed_starts, status = 0, 0
+    supervisor = _Supervisor((host, port, log_level, app))
+    supervisor.children = [supervisor.start() for _ in range(processes)]
+    previous = {sig: signal.signal(sig, supervisor.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        while not stopping:
+        while not supervisor.stopping:
             time.sleep(CHECK_SECONDS)
-            for i, process in enumerate(children):
-                if stopping or process.is_alive():
-                    continue
-                early = time.monotonic() - started.pop(id(process)) < EARLY_EXIT_SECONDS
-                failed_starts = failed_starts + 1 if early else 0
-                if failed_starts >= MAX_FAILED_STARTS:
-                    log.error(
-                        "API processes keep dying at start (%s in a row, last exit %s): stopping",
-                        failed_starts,
-                        process.exitcode,
-                    )
-                    stop(signal.SIGTERM, None)
-                    status = 1
-                    break
-                log.warning(
-                    "API process %s exited (%s); starting another",
-                    process.pid,
-                    process.exitcode,
-                )
-                if failed_starts:
-                    time.sleep(min(30.0, 0.5 * 2 ** (failed_starts - 1)))
-                children[i] = start()
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        for process in children:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
+            supervisor.replace_dead()
+        supervisor.join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return status
+    return supervisor.status

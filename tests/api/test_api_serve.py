@@ -130,6 +130,25 @@ def test_processes_die_with_a_sigkilled_supervisor(redis_url: str, tmp_path: Pat
             os.kill(pid, signal.SIGKILL)
 
 
+def test_a_process_that_dies_is_replaced(redis_url: str, tmp_path: Path) -> None:
+    proc, port = _start_two(tmp_path, redis_url)
+    try:
+        children = [pid for pid in _group(proc.pid) if _is_server(pid)]
+        os.kill(children[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            now = [pid for pid in _group(proc.pid) if _is_server(pid)]
+            if len(now) == 2 and children[0] not in now and _healthy(port):
+                break
+            assert time.monotonic() < deadline, f"not replaced: {now}"
+            time.sleep(0.2)
+        assert children[1] in now  # the other one kept serving
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def test_a_process_that_cannot_start_stops_the_supervisor(tmp_path: Path) -> None:
     """A broken deployment exits 1 after a few quick failed starts, never restarts forever."""
     code = (
