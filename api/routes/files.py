@@ -17,6 +17,7 @@ When the configured backend is S3 the route answers 404: S3 serves its own links
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -53,6 +54,27 @@ def problem(status: int, code: str, title: str, detail: str) -> JSONResponse:
 FILES_PATH = "/files/{bucket}/{key:path}"
 
 
+@dataclass(frozen=True)
+class SignedLink:
+    """A local link's signature parameters, as received (checked by `check_local_link`)."""
+
+    expires: str | None
+    filename: str | None
+    sig: str | None
+
+
+async def signed_link(
+    expires: Annotated[str | None, Query(alias=EXPIRES_PARAM)] = None,
+    filename: Annotated[str | None, Query(alias=FILENAME_PARAM)] = None,
+    sig: Annotated[str | None, Query(alias=SIGNATURE_PARAM)] = None,
+) -> SignedLink:
+    """The query parameters of a signed link (async: no thread-pool hop)."""
+    return SignedLink(expires, filename, sig)
+
+
+SignedLinkDep = Annotated[SignedLink, Depends(signed_link)]
+
+
 def make_files_router(get_settings: Callable[..., Settings | Awaitable[Settings]]) -> APIRouter:
     """A router serving local signed links, reading settings through `get_settings`."""
     router = APIRouter(tags=["files"])
@@ -72,9 +94,7 @@ def make_files_router(get_settings: Callable[..., Settings | Awaitable[Settings]
         request: Request,
         bucket: str,
         key: str,
-        expires: Annotated[str | None, Query(alias=EXPIRES_PARAM)] = None,
-        filename: Annotated[str | None, Query(alias=FILENAME_PARAM)] = None,
-        sig: Annotated[str | None, Query(alias=SIGNATURE_PARAM)] = None,
+        link: SignedLinkDep,
         # A default, not an Annotated alias: with postponed annotations a closure-local alias
         # cannot be resolved when the OpenAPI schema is built.
         settings: Settings = Depends(get_settings),
@@ -83,9 +103,9 @@ def make_files_router(get_settings: Callable[..., Settings | Awaitable[Settings]
         verdict = check_local_link(
             settings.link_secret.get_secret_value(),
             f"/files/{bucket}/{key}",
-            expires=expires,
-            filename=filename,
-            signature=sig,
+            expires=link.expires,
+            filename=link.filename,
+            signature=link.sig,
         )
         if not verdict.ok:
             count_link_issue(request, verdict.reason)  # ops metric: clipper_link_issues_total
@@ -98,7 +118,7 @@ def make_files_router(get_settings: Callable[..., Settings | Awaitable[Settings]
             return problem(404, "not_found", "Not found", "no such object")
         headers: dict[str, Any] = {
             "ETag": f'"{found.info.etag}"',
-            "Content-Disposition": content_disposition(filename or key.rsplit("/", 1)[-1]),
+            "Content-Disposition": content_disposition(link.filename or key.rsplit("/", 1)[-1]),
             # Signed links are personal: no shared caches, no transcoding proxies.
             "Cache-Control": "private, no-transform",
             "X-Content-Type-Options": "nosniff",
