@@ -120,7 +120,9 @@ def enqueue_delivery(conn: Redis, clip_id: str, event_type: str) -> str:
 
 
 def deliver(clip_id: str, event_id: str, event_type: str) -> int:
-    """RQ job: POST the signed event; raises (→ retry) on network errors and non-2xx answers."""
+    """RQ job: POST the signed event; raises (→ retry) on network errors and non-2xx answers.
+
+    Queued jobs name it `workers.webhooks.deliver`: it stays at that dotted path."""
     settings = get_settings()
     conn = redis_connection(settings)
     record = records.load(conn, clip_id)
