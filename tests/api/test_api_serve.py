@@ -34,11 +34,12 @@ def _group(pgid: int) -> list[int]:
     return pids
 
 
-def _connections_held(pid: int, port: int) -> int:
+def _connections_held(pid: int, port: int, state: str = "01") -> int:
+    """Sockets of `pid` on local `port` in TCP `state` (01 established, 0A listening)."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
             inodes.add(fields[9])
     try:
         links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
@@ -107,11 +108,18 @@ def _start_two(tmp_path: Path, redis_url: str) -> tuple[subprocess.Popen[bytes],
         argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True
     )
     deadline = time.monotonic() + 60
-    while len([p for p in _group(proc.pid) if _is_server(p)]) < 2 or not _healthy(port):
+    while not _both_listening(proc.pid, port) or not _healthy(port):
         assert proc.poll() is None, (tmp_path / "api.log").read_text()
         assert time.monotonic() < deadline, "the API did not start"
         time.sleep(0.2)
     return proc, port
+
+
+def _both_listening(pgid: int, port: int) -> bool:
+    """Two API processes, each with its own listening socket bound (a busy machine may start
+    the second one well after the first answers)."""
+    servers = [pid for pid in _group(pgid) if _is_server(pid)]
+    return len(servers) == 2 and all(_connections_held(pid, port, "0A") for pid in servers)
 
 
 def test_processes_die_with_a_sigkilled_supervisor(redis_url: str, tmp_path: Path) -> None:
