@@ -121,6 +121,33 @@ def test_the_layering_check_sees_an_indirect_import() -> None:
     assert "clipper.engine.ffmpeg.inputs" in _closure("clipper.engine.ffmpeg.argv", modules)
 
 
+def test_every_package_says_what_it_owns() -> None:
+    """Each package's __init__.py opens with a one-line docstring."""
+    missing = []
+    for init in [*(ROOT / "clipper").rglob("__init__.py"), *(ROOT / "workers").rglob("__init__.py"),
+                 *(ROOT / "api").rglob("__init__.py")]:  # fmt: skip
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        lines = doc.splitlines()
+        # A summary line of its own: the first line, followed by nothing or a blank line.
+        if not lines or not lines[0].strip() or (len(lines) > 1 and lines[1].strip()):
+            missing.append(str(init.relative_to(ROOT)))
+    assert missing == []
+
+
+#: A folder you can take in at a glance (STYLE.md: small, single-concept modules).
+MAX_MODULES_PER_FOLDER = 10
+
+
+def test_no_folder_holds_more_than_about_ten_modules() -> None:
+    crowded = {}
+    for top in ("clipper", "workers", "api"):
+        for folder in [ROOT / top, *[p for p in (ROOT / top).rglob("*") if p.is_dir()]]:
+            modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+            if len(modules) > MAX_MODULES_PER_FOLDER:
+                crowded[str(folder.relative_to(ROOT))] = len(modules)
+    assert crowded == {}
+
+
 def test_no_noqa_for_the_layout_rules() -> None:
     """C901 (complexity) and PLR0913 (arguments) are fixed by design, never silenced."""
     silenced = [
