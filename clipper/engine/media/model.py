@@ -42,6 +42,12 @@ class VideoInfo:
     color_primaries: str | None
     bit_rate: int | None
     start_seconds: float
+    #: Display rotation in degrees as ffprobe reports the display matrix (90, -90, -180);
+    #: 0 when the stream has none. Phones store portrait video this way.
+    rotation: int = 0
+    language: str | None = None
+    #: Dispositions set on the stream ("default", "forced", ...), sorted.
+    disposition: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,10 @@ class AudioInfo:
     channels: int
     channel_layout: str | None
     bit_rate: int | None
+    language: str | None = None
+    title: str | None = None
+    #: Dispositions set on the stream ("default", "forced", ...), sorted.
+    disposition: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,9 +120,13 @@ class MediaInfo:
         video["frame_rate"] = Fraction(video["frame_rate"])
         video["time_base"] = Fraction(video["time_base"])
         rest = {k: v for k, v in data.items() if k not in ("video", "audio")}
+        video["disposition"] = tuple(video.get("disposition", ()))
+        audio = [
+            dict(a, disposition=tuple(a.get("disposition", ()))) for a in data.get("audio", [])
+        ]
         return cls(
             video=VideoInfo(**video),
-            audio=tuple(AudioInfo(**a) for a in data.get("audio", [])),
+            audio=tuple(AudioInfo(**a) for a in audio),
             **rest,
         )
 
@@ -144,6 +158,30 @@ def _float(value: Any, default: float = 0.0) -> float:
     except (TypeError, ValueError):
         return default
     return result if math.isfinite(result) else default
+
+
+#: Dispositions Clipper keeps and checks (the ones players act on).
+KEPT_DISPOSITIONS = ("default", "forced")
+
+
+def _disposition(stream: dict[str, Any]) -> tuple[str, ...]:
+    flags = stream.get("disposition") or {}
+    return tuple(sorted(name for name in KEPT_DISPOSITIONS if flags.get(name)))
+
+
+def _tag(stream: dict[str, Any], name: str) -> str | None:
+    """A stream tag, whatever its case (Matroska tags come upper-case)."""
+    for key, value in (stream.get("tags") or {}).items():
+        if str(key).lower() == name:
+            return str(value)
+    return None
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    for side in stream.get("side_data_list") or []:
+        if side.get("side_data_type") == "Display Matrix" and "rotation" in side:
+            return round(float(side["rotation"]))
+    return 0
 
 
 def parse_media_info(data: dict[str, Any]) -> MediaInfo:
@@ -192,6 +230,9 @@ def parse_media_info(data: dict[str, Any]) -> MediaInfo:
         color_primaries=v.get("color_primaries"),
         bit_rate=int_or_none(v.get("bit_rate")),
         start_seconds=_float(v.get("start_time"), _float(fmt.get("start_time"))),
+        rotation=_rotation(v),
+        language=_tag(v, "language"),
+        disposition=_disposition(v),
     )
     audio = tuple(
         AudioInfo(
@@ -202,6 +243,9 @@ def parse_media_info(data: dict[str, Any]) -> MediaInfo:
             channels=int_or_none(s.get("channels")) or 2,
             channel_layout=s.get("channel_layout"),
             bit_rate=int_or_none(s.get("bit_rate")),
+            language=_tag(s, "language"),
+            title=_tag(s, "title"),
+            disposition=_disposition(s),
         )
         for s in streams
         if s.get("codec_type") == "audio"

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import mmap
 import struct
 import sys
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -170,6 +171,54 @@ def _open(path: Path) -> Movie:
             return _parse(path, data, pos, size)
 
 
+@dataclass
+class _Tracks:
+    """What the tracks of one moov hold, gathered track by track."""
+
+    path: Path
+    data: Data
+    movie_scale: int
+    video: _VideoTrack | None = None
+    video_tags: tuple[int, str | None, tuple[str, ...]] = (0, None, ())
+    audio: list[AudioInfo] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+    timecode: str | None = None
+
+    def add(self, index: int, a: int, b: int) -> None:
+        data = self.data
+        trak = children(data, a, b)
+        mdia = children(data, *need(trak, b"mdia"))
+        mdhd = need(mdia, b"mdhd")[0]
+        scale = struct.unpack_from(">I", data, mdhd + (20 if data[mdhd] == 1 else 12))[0]
+        hdlr = need(mdia, b"hdlr")[0]
+        handler = data[hdlr + 8 : hdlr + 12]
+        rotation, enabled = track_header(data, need(trak, b"tkhd")[0])
+        disposition = ("default",) if enabled else ()
+        stbl = children(data, *need(children(data, *need(mdia, b"minf")), b"stbl"))
+        entry = sample_entry(data, stbl)
+        edit = edit_list(data, trak, self.movie_scale)
+        if handler == b"vide":
+            if self.video is not None:
+                raise Unsupported("several video tracks")
+            self.video = _video(data, index, stbl, entry, _Timing(scale, edit, self.movie_scale))
+            self.video_tags = (rotation, track_language(data, mdhd), disposition)
+            self.starts.append(min(self.video.pts(i) for i in range(_head(self.video))))
+        elif handler == b"soun":
+            if rotation:
+                raise Unsupported("a rotated audio track")
+            found = audio_info(data, index, mdia, entry, scale)
+            language = track_language(data, mdhd)
+            self.audio.append(replace(found, language=language, disposition=disposition))
+            self.starts.append(_empty(edit, scale) if edit else _first_offset(data, stbl) / scale)
+        elif handler == b"tmcd":
+            if self.timecode is not None:
+                raise Unsupported("several timecode tracks")  # which one ffprobe reports varies
+            self.timecode = start_timecode(self.path, data, stbl, entry) or ""
+            self.starts.append(_empty(edit, scale) if edit else 0.0)
+        else:
+            raise Unsupported(f"a {handler!r} track")
+
+
 def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
     """The movie from the moov box at data[pos:pos + size] (offsets are absolute)."""
     brand = data[8:12].decode("latin-1")
@@ -182,36 +231,15 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
         raise Unsupported("a timecode outside a tmcd track")  # ffprobe knows those tags
     mvhd = need(top, b"mvhd")[0]
     movie_scale = struct.unpack_from(">I", data, mvhd + (20 if data[mvhd] == 1 else 12))[0]
-    video: _VideoTrack | None = None
-    audio: list[AudioInfo] = []
-    starts: list[float] = []
-    timecode: str | None = None
+    matrix = struct.unpack_from(">9i", data, mvhd + (48 if data[mvhd] == 1 else 36))
+    if matrix != (0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000):
+        raise Unsupported("a movie matrix")  # FFmpeg combines it with each track's
+    tracks = _Tracks(path, data, movie_scale)
     traks = [(a, b) for kind, a, b in boxes(data, pos + header, end) if kind == b"trak"]
     for index, (a, b) in enumerate(traks):
-        trak = children(data, a, b)
-        mdia = children(data, *need(trak, b"mdia"))
-        mdhd = need(mdia, b"mdhd")[0]
-        scale = struct.unpack_from(">I", data, mdhd + (20 if data[mdhd] == 1 else 12))[0]
-        hdlr = need(mdia, b"hdlr")[0]
-        handler = data[hdlr + 8 : hdlr + 12]
-        stbl = children(data, *need(children(data, *need(mdia, b"minf")), b"stbl"))
-        entry = sample_entry(data, stbl)
-        edit = edit_list(data, trak, movie_scale)
-        if handler == b"vide":
-            if video is not None:
-                raise Unsupported("several video tracks")
-            video = _video(data, index, stbl, entry, _Timing(scale, edit, movie_scale))
-            starts.append(min(video.pts(i) for i in range(_head(video))))
-        elif handler == b"soun":
-            audio.append(audio_info(data, index, mdia, entry, scale))
-            starts.append(_empty(edit, scale) if edit else _first_offset(data, stbl) / scale)
-        elif handler == b"tmcd":
-            if timecode is not None:
-                raise Unsupported("several timecode tracks")  # which one ffprobe reports varies
-            timecode = start_timecode(path, data, stbl, entry) or ""
-            starts.append(_empty(edit, scale) if edit else 0.0)
-        else:
-            raise Unsupported(f"a {handler!r} track")
+        tracks.add(index, a, b)
+    video, video_tags, starts = tracks.video, tracks.video_tags, tracks.starts
+    audio, timecode = tracks.audio, tracks.timecode
     if video is None:
         raise Unsupported("no video track")
     rate = Fraction(video.scale, video.delta)
@@ -240,12 +268,45 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
             color_primaries=None,
             bit_rate=None,
             start_seconds=min(video.pts(i) for i in range(_head(video))),
+            rotation=video_tags[0],
+            language=video_tags[1],
+            disposition=video_tags[2],
         ),
         audio=tuple(audio),
         start_timecode=timecode or None,
         frame_count=video.count,
     )
     return Movie(media=media, video=video)
+
+
+def track_language(data: Data, mdhd: int) -> str | None:
+    """The mdhd language as ffprobe reports it: an ISO 639-2 code, or None for QuickTime's
+    "unspecified"; Macintosh language codes decline (ffprobe maps them with a table)."""
+    offset = mdhd + (32 if data[mdhd] == 1 else 20)
+    code = struct.unpack_from(">H", data, offset)[0]
+    if code == 0x7FFF:
+        return None
+    if code == 0:
+        return "eng"  # the first of FFmpeg's Macintosh codes, and the usual one
+    if code < 0x400:
+        raise Unsupported("a Macintosh language code")
+    return "".join(chr(((code >> shift) & 0x1F) + 0x60) for shift in (10, 5, 0))
+
+
+def track_header(data: Data, tkhd: int) -> tuple[int, bool]:
+    """(rotation, enabled) from a tkhd box: the display matrix's rotation as ffprobe reports
+    it (FFmpeg's av_display_rotation_get), and the enabled flag ffprobe shows as `default`."""
+    version, flags = data[tkhd], int.from_bytes(data[tkhd + 1 : tkhd + 4], "big")
+    a, b, _, c, d = struct.unpack_from(">iiiii", data, tkhd + (52 if version == 1 else 40))
+    if (a, b, c, d) == (0x10000, 0, 0, 0x10000):
+        return 0, bool(flags & 1)
+    scale_x, scale_y = math.hypot(a, c), math.hypot(b, d)
+    if not scale_x or not scale_y:
+        raise Unsupported("a degenerate display matrix")
+    degrees = -math.degrees(math.atan2(b / scale_y, a / scale_x))
+    if abs(degrees - round(degrees)) > 1e-6 or round(degrees) % 90:
+        raise Unsupported("a display matrix that is not a quarter turn")
+    return round(degrees), bool(flags & 1)
 
 
 def _empty(edit: tuple[int, int, float], scale: int) -> float:

@@ -59,11 +59,16 @@ def _assert_same_media(mine: MediaInfo, theirs: MediaInfo) -> None:
     assert mine.format_start_seconds == pytest.approx(theirs.format_start_seconds, abs=2e-6)
     # has_b_frames is left out: ours is the reordering seen in the first samples, FFmpeg's
     # the decoder's guess (x264 at -bf 2 shows 1 frame of reordering, FFmpeg says 2).
-    for name in ("index", "codec", "width", "height", "time_base"):
+    for name in ("index", "codec", "width", "height", "time_base", "rotation", "language"):
         assert getattr(mine.video, name) == getattr(theirs.video, name), f"video.{name}"
+    assert mine.video.disposition == theirs.video.disposition
     assert mine.video.start_seconds == pytest.approx(theirs.video.start_seconds, abs=2e-6)
-    assert [(a.index, a.codec, a.sample_rate, a.channels) for a in mine.audio] == [
-        (a.index, a.codec, a.sample_rate, a.channels) for a in theirs.audio
+    assert [
+        (a.index, a.codec, a.sample_rate, a.channels, a.language, a.disposition)
+        for a in mine.audio
+    ] == [
+        (a.index, a.codec, a.sample_rate, a.channels, a.language, a.disposition)
+        for a in theirs.audio
     ]
 
 
@@ -136,6 +141,35 @@ VARIANTS = {
         "timecode=00:10:00;00",
     ),
 }
+
+
+#: Stream copies that set what an encoder cannot: a display matrix (phones record portrait
+#: video as landscape plus a rotation), track languages, a disabled track.
+REMUXES = {
+    "rotated 90": ("-metadata:s:v:0", "rotate=90"),
+    "rotated 270, French audio": (
+        "-metadata:s:v:0", "rotate=270", "-metadata:s:a:0", "language=fra",
+    ),
+    "rotated 180 (MOV, PCM)": ("-metadata:s:v:0", "rotate=180", "-f", "mov"),
+    "audio not default": ("-disposition:a:0", "0"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("remux", sorted(REMUXES))
+def test_rotation_language_and_disposition_agree(tmp_path: Path, remux: str) -> None:
+    pcm = ("-c:a", "pcm_s16le", "-f", "mov") if "PCM" in remux else ()
+    plain = _make(tmp_path / "plain.mp4", *pcm)
+    path = tmp_path / "v.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", f"file:{plain}", "-c", "copy",
+         *REMUXES[remux], f"file:{path}"], check=True, timeout=60,
+    )  # fmt: skip
+    movie = open_movie(path)
+    assert movie is not None, f"{remux}: declined"
+    theirs = probing.probe(path, encoder_settings=False)
+    _assert_same_media(movie.media, theirs)
+    if remux.startswith("rotated"):
+        assert movie.media.video.rotation != 0
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
