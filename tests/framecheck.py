@@ -54,9 +54,14 @@ def _ffmpeg(
     xerror: bool = False,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ffmpeg on one input; `args` (space-separated) and then `extra` follow the input."""
+    """Run ffmpeg on one input; `args` (space-separated) and then `extra` follow the input.
+
+    Frames are decoded as stored (`-noautorotate`): a rotated phone video's frames keep the
+    stored size, as ffprobe reports it, and are judged as they are in the file.
+    """
     strict = ["-xerror"] if xerror else []
-    cmd = [FFMPEG, "-nostdin", "-v", level, *strict, "-i", _file_arg(path), *args.split(), *extra]
+    cmd = [FFMPEG, "-nostdin", "-v", level, *strict, "-noautorotate", "-i", _file_arg(path),
+           *args.split(), *extra]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, check=check, timeout=_TIMEOUT_S)
 
 

@@ -39,6 +39,11 @@ class Verification(BaseModel):
     audio_video_delta_seconds: float | None = Field(
         default=None, description="audio end minus video end"
     )
+    compared: list[str] = Field(
+        default_factory=list,
+        description="what was compared with the plan: packets, streams and their fields, "
+        "decoded frames",
+    )
     passed: bool
 
 
@@ -73,6 +78,10 @@ class AccuracyReport(BaseModel):
     frames_reencoded: int
     frames_copied: int
     verification: Verification
+    not_kept: list[str] = Field(
+        default_factory=list,
+        description="what the source has that this output does not carry, and why",
+    )
     selection_rule: str = (
         "seconds select the first frame at or after them; end is exclusive; "
         "SMPTE labels name frames directly"
@@ -132,4 +141,5 @@ def build_report(plan: CutPlan, verification: Verification) -> AccuracyReport:
         frames_reencoded=sum(s.frames_reencoded for s in segments),
         frames_copied=sum(s.frames_copied for s in segments),
         verification=verification,
+        not_kept=list(plan.layout.not_kept),
     )

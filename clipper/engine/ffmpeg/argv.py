@@ -17,7 +17,7 @@ import ffmpeg as ffmpeg_python
 from clipper.engine.context import EngineConfig
 from clipper.engine.ffmpeg import inputs
 from clipper.engine.ffmpeg.encoders import audio_args, muxer, reencode_video_args
-from clipper.engine.media.model import MediaInfo
+from clipper.engine.media.model import AudioInfo, MediaInfo
 from clipper.engine.plan.cutplan import CutPlan
 from clipper.engine.plan.cutpoints import floor_seconds
 from clipper.engine.plan.parts import Part, SegmentPlan
@@ -67,7 +67,25 @@ def direct_copy_argv(cut: CutPlan, output: Path, ffmpeg_path: str) -> list[str]:
         out["bsf:v"] = f"filter_units=remove_types={strip_units}"
     out.update(_container_args(media, cut.extension, cut.start_timecode))
     node = ffmpeg_python.output(*streams, inputs.output_url(output), **out)
-    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path)
+    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path, output_args=layout_args(cut))
+
+
+def layout_args(cut: CutPlan) -> list[str]:
+    """What the plan's layout says of each stream, written explicitly: the join of parts and
+    the concat filter of several segments carry no stream metadata of their own."""
+    layout = cut.layout
+    args = []
+    if layout.video.rotation:
+        # The mov muxer turns this tag into the track's display matrix (FFmpeg 5.1 has no
+        # -display_rotation); ffprobe reports the matrix as this angle again.
+        args += ["-metadata:s:v:0", f"rotate={layout.video.rotation % 360}"]
+    for j, a in enumerate(layout.audio):
+        args += [f"-metadata:s:a:{j}", f"language={a.language or 'und'}"]
+        if a.title:
+            args += [f"-metadata:s:a:{j}", f"title={a.title}"]
+        if a.disposition is not None:
+            args += [f"-disposition:a:{j}", "+".join(a.disposition) or "0"]
+    return args
 
 
 def _container_args(media: MediaInfo, extension: str, start_timecode: str | None) -> dict[str, Any]:
@@ -102,6 +120,10 @@ def part_argv(cut: CutPlan, part: Part, path: Path, config: EngineConfig) -> lis
     ss = seek_seconds(media, first)
     if ss is not None:
         in_opts["ss"] = f"{ss:.6f}"
+    if part.mode == "encode":
+        # Frames as stored: decoding would otherwise turn a rotated source's frames upright,
+        # and re-encoded parts would not match the copied ones (the mux writes the rotation).
+        in_opts["noautorotate"] = None
     stream = inputs.source_input(source, **in_opts)
     if part.mode == "copy":
         # Drop packets before the seek point: the part starts at the keyframe itself.
@@ -116,12 +138,26 @@ def part_argv(cut: CutPlan, part: Part, path: Path, config: EngineConfig) -> lis
             out["frames:v"] = part.count if part.packets is None else part.packets
     else:
         out.update(reencode_video_args(media, cut.spec.preset))
+        out["vf"] = frame_clock(media.frame_rate)
         out["frames:v"] = part.count
         if config.threads:
             out["threads"] = config.threads
     out["f"] = "mpegts"
     node = stream.output(inputs.output_url(path), **out)
     return inputs.compile_argv(node, ffmpeg_path=config.ffmpeg_path)
+
+
+def frame_clock(rate: Fraction) -> str:
+    """A filter chain that times the decoded frames by their count: frame N at N / rate.
+
+    The accurate seek starts half a frame before the part's first frame, so every source
+    frame lies (k + 0.5) frames after it. With exact source timestamps the encoder's 1/rate
+    clock rounds all of them alike; Matroska's millisecond timestamps fall a hair either side
+    of the half, and the rounding then gave one frame the next one's slot (a hole and a
+    doubled timestamp in the part, measured on a 30 fps MKV). Counting frames instead is
+    exact, whatever the source's timestamps.
+    """
+    return f"settb=AVTB,setpts=N*{rate.denominator}/{rate.numerator}/TB"
 
 
 def track_timescale(media: MediaInfo) -> int:
@@ -175,7 +211,7 @@ def mux_argv(cut: CutPlan, list_path: Path, output: Path, ffmpeg_path: str) -> l
     if extension in (".mp4", ".mov") and (tag := inband_sample_entry(media, cut.segments)):
         out["tag:v"] = tag
     node = ffmpeg_python.output(*streams, inputs.output_url(output), **out)
-    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path)
+    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path, output_args=layout_args(cut))
 
 
 def _audio_streams(cut: CutPlan) -> list[Any]:
@@ -195,11 +231,28 @@ def _audio_streams(cut: CutPlan) -> list[Any]:
     for j in range(len(media.audio)):
         pieces = [i[f"a:{j}"] for i in sources]
         if not copy:
-            # Sources whose audio stops a little before the video still give a clip whose
-            # audio lasts as long as its video: pad each segment with silence.
-            pieces = [p.filter("apad", whole_dur=d) for p, d in zip(pieces, lengths, strict=True)]
+            # Sources whose audio stops before the video still give a clip whose audio lasts
+            # as long as its video: each segment's audio, then silence, cut to its length.
+            # (apad cannot pad a segment past the audio's end: it gets no frame to pad.)
+            pieces = [
+                ffmpeg_python.concat(p, _silence(media.audio[j], d), v=0, a=1).filter(
+                    "atrim", duration=d
+                )
+                for p, d in zip(pieces, lengths, strict=True)
+            ]
         streams.append(pieces[0] if len(pieces) == 1 else ffmpeg_python.concat(*pieces, v=0, a=1))
     return streams
+
+
+#: FFmpeg's default channel layout for each channel count.
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _silence(audio: AudioInfo, seconds: str) -> Any:
+    """Silence shaped like `audio`, `seconds` long (a lavfi source of our own making)."""
+    layout = _LAYOUTS.get(audio.channels, f"{int(audio.channels)}c")
+    spec = f"anullsrc=r={int(audio.sample_rate)}:cl={layout}"
+    return ffmpeg_python.input(spec, f="lavfi", t=seconds)["a"]
 
 
 def inband_sample_entry(media: MediaInfo, plans: list[SegmentPlan]) -> str | None:

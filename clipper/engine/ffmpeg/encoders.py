@@ -145,27 +145,65 @@ def reencode_video_args(media: MediaInfo, preset: Preset = Preset.ORIGINAL) -> d
     args: dict[str, Any] = {"c:v": _VIDEO_ENCODERS[v.codec], **_color_args(media)}
     if v.pix_fmt:
         args["pix_fmt"] = v.pix_fmt
+    top_first = _top_field_first(v.field_order)
     if v.codec == "h264":
-        # Same profile and level as the source keep the head's SPS compatible with the
-        # copied middle's (the joined MP4 carries the head's parameter sets).
-        args.update(preset=X264_PRESET, crf=X264_CRF)
-        if media.x264_options:
-            params = x264_params(media.x264_options)
-            if "crf" in params:
-                # The source's own CRF: the same initial QP in the PPS, similar quality.
-                args["crf"] = params.pop("crf")
-            if params:
-                args["x264-params"] = ":".join(f"{k}={val}" for k, val in params.items())
-        profile = _H264_PROFILES.get((v.profile or "").lower())
-        if profile:
-            args["profile:v"] = profile
-        if level := _level_text(v.level):
-            args["level:v"] = level
+        args.update(_x264_args(media, top_first))
     elif v.codec == "hevc":
         args.update(preset=X264_PRESET, crf=X265_CRF, **{"x265-params": "log-level=error"})
     else:
         args["q:v"] = 2
+        if top_first is not None and v.codec == "mpeg2video":
+            args.update({"flags": "+ildct+ilme", "top": 1 if top_first else 0})
     return args
+
+
+def _x264_args(media: MediaInfo, top_first: bool | None) -> dict[str, Any]:
+    """x264 settings like the source's: the same profile and level keep the head's SPS
+    compatible with the copied middle's (the joined MP4 carries the head's parameter sets)."""
+    v = media.video
+    args: dict[str, Any] = {"preset": X264_PRESET, "crf": X264_CRF}
+    params = x264_params(media.x264_options) if media.x264_options else {}
+    if "crf" in params:
+        # The source's own CRF: the same initial QP in the PPS, similar quality.
+        args["crf"] = params.pop("crf")
+    if top_first is not None:
+        # Interlaced like the source, or the parts would be progressive beside copied
+        # interlaced ones (FFMPEG_NOTES: x264 needs interlaced=1 and tff/bff).
+        params.update({"interlaced": "1", "tff" if top_first else "bff": "1"})
+        args["flags"] = "+ildct+ilme"
+    if params:
+        args["x264-params"] = ":".join(f"{k}={val}" for k, val in params.items())
+    if profile := _H264_PROFILES.get((v.profile or "").lower()):
+        args["profile:v"] = profile
+    if level := _level_text(v.level):
+        args["level:v"] = level
+    return args
+
+
+def _top_field_first(field_order: str | None) -> bool | None:
+    """True/False for an interlaced source shown top/bottom field first; None: progressive.
+
+    ffprobe's field orders: tt and bt show the top field first, bb and tb the bottom one.
+    """
+    return {"tt": True, "bt": True, "bb": False, "tb": False}.get(field_order or "")
+
+
+def video_codec_written(media: MediaInfo, preset: Preset) -> str:
+    """The codec of the output's video: the source's, unless a preset or an encoder Clipper
+    does not have for it makes it H.264 (see `reencode_video_args`)."""
+    if preset is Preset.MP4 or media.video.codec not in _VIDEO_ENCODERS:
+        return "h264"
+    return media.video.codec
+
+
+#: Codec names (as ffprobe reports them) of the audio encoders Clipper uses.
+_ENCODED_AUDIO_CODECS = {encoder: codec for codec, encoder in _AUDIO_ENCODERS.items()}
+
+
+def audio_codec_written(audio: AudioInfo, extension: str, preset: Preset) -> str:
+    """The codec of one re-encoded output audio stream."""
+    encoder = "aac" if preset is Preset.MP4 else audio_encoder(audio, extension)
+    return _ENCODED_AUDIO_CODECS[encoder]
 
 
 def audio_encoder(audio: AudioInfo, extension: str) -> str:

@@ -7,6 +7,7 @@ and every input names the protocols and demuxers it may use.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,25 @@ def source_input(
     )
 
 
-def compile_argv(node: Any, *, ffmpeg_path: str = "ffmpeg", progress: bool = True) -> list[str]:
-    """The argv for an output node: quiet, no stdin, overwrite, progress on stdout."""
+def compile_argv(
+    node: Any,
+    *,
+    ffmpeg_path: str = "ffmpeg",
+    progress: bool = True,
+    output_args: Sequence[str] = (),
+) -> list[str]:
+    """The argv for an output node: quiet, no stdin, overwrite, progress on stdout.
+
+    `output_args` go just before the output URL: options ffmpeg-python cannot express
+    because they repeat a key (`-metadata:s:a:0 language=… -metadata:s:a:0 title=…`).
+    """
     global_args = ["-nostdin", "-hide_banner", "-loglevel", "error"]
     if progress:
         global_args += ["-nostats", "-progress", "pipe:1"]
     argv: list[str] = node.global_args(*global_args).overwrite_output().compile(cmd=ffmpeg_path)
+    if output_args:
+        at = max(i for i, arg in enumerate(argv) if arg.startswith("file:"))
+        argv[at:at] = list(output_args)
     return argv
 
 

@@ -43,6 +43,7 @@ class Track:
     pts_seconds: list[float]
     durations_seconds: list[float]
     first_is_sync: bool
+    timescale: int = 0  # the track's clock: one tick is 1/timescale s
 
 
 def boxes(data: Data, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
@@ -172,7 +173,7 @@ def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
     hdlr = need(mdia, b"hdlr")[0]
     handler = data[hdlr + 8 : hdlr + 12].decode("latin-1")
     if handler not in ("vide", "soun"):
-        return Track(handler, [], [], True)  # timecode/data tracks: not verified
+        return Track(handler, [], [], True, scale)  # timecode/data tracks: not verified
     stbl = children(data, *need(children(data, *need(mdia, b"minf")), b"stbl"))
     if not scale:
         raise Unsupported("zero timescale")
@@ -197,7 +198,7 @@ def _track(data: bytes, a: int, b: int, movie_scale: int) -> Track:
         durations[-1] = min(durations[-1], edit[0] / movie_scale - pts[-1])
         if durations[-1] <= 0:
             raise Unsupported("the edit ends before the last sample")
-    return Track(handler, pts, durations, first_is_sync)
+    return Track(handler, pts, durations, first_is_sync, scale)
 
 
 def locate_moov(f: BinaryIO) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from clipper.engine.ffmpeg.encoders import output_extension
 from clipper.engine.media.model import MediaInfo, Packet
 from clipper.engine.plan.cutpoints import decode_intervals, direct_copy_seconds, plan_segments
+from clipper.engine.plan.layout import OutputLayout, plan_layout
 from clipper.engine.plan.parts import FrameRange, SegmentPlan
 from clipper.spec import Accuracy, CutSpec, Preset
 from clipper.timecode import describe_frame
@@ -48,6 +49,8 @@ class CutPlan:
     start_timecode: str | None
     #: One-process fast copy: the video input's `-t` (None = to the end), or not possible.
     direct_copy: DirectCopy | None
+    #: The streams the output holds, in order, and their shape.
+    layout: OutputLayout
 
     @property
     def source(self) -> str | Path:
@@ -125,13 +128,22 @@ def make_plan(
     if copies_only and len(segments) == 1:
         possible, video_seconds = direct_copy_seconds(media, segments[0], packets)
         direct = DirectCopy(video_seconds) if possible else None
+    extension = output_extension(read.original, spec.preset)
+    layout = plan_layout(
+        read.original,
+        spec.preset,
+        extension,
+        copies_audio=copies_only and len(segments) == 1,
+        frames=sum(s.delivered.count for s in segments),
+    )
     return CutPlan(
         read=read,
         spec=spec,
-        extension=output_extension(read.original, spec.preset),
+        extension=extension,
         segments=segments,
         keyframes=keyframes,
         packets=packets,
         start_timecode=timecode,
         direct_copy=direct,
+        layout=layout,
     )

@@ -125,7 +125,7 @@ def test_verification_is_the_same_either_way(
         return verify.verify_output(out, expected)
 
     in_process = check()
-    monkeypatch.setattr(verify, "_packets_in_process", lambda path: None)
+    monkeypatch.setattr(verify.facts, "packets_in_process", lambda path: None)
     by_ffprobe = check()
     assert in_process.frame_count == by_ffprobe.frame_count == report.frame_count
     for name in ("first_frame_seconds", "last_frame_seconds", "duration_seconds"):
