@@ -73,7 +73,11 @@ def audio_info(
 
 def _mp4a(data: Data, start: int, end: int, rate: int, channels: int) -> tuple[str, int, int]:
     """(codec, sample rate, channels) from an mp4a entry's esds (AudioSpecificConfig)."""
-    esds = children(data, start, end).get(b"esds")
+    boxes_in_entry = children(data, start, end)
+    esds = boxes_in_entry.get(b"esds")
+    if esds is None and b"wave" in boxes_in_entry:
+        # QuickTime (MOV) keeps the esds inside a `wave` box of the sound description.
+        esds = children(data, *boxes_in_entry[b"wave"]).get(b"esds")
     if esds is None:
         raise Unsupported("mp4a without esds")
     pos, stop = esds[0] + 4, esds[1]

@@ -92,9 +92,12 @@ def _video_problems(packets: PacketFacts, decoded: DecodeFacts, expected: Expect
     return problems
 
 
-def _streams(packets: PacketFacts, decoded: DecodeFacts) -> list[StreamFacts]:
+def _streams(
+    path: Path, packets: PacketFacts, decoded: DecodeFacts, ctx: RunContext
+) -> list[StreamFacts]:
     """The packet pass's streams, the video described in full when the decode pass ran."""
-    streams = list(packets.streams)
+    found = packets.streams
+    streams = list(found) if found is not None else facts.streams_by_ffprobe(path, ctx)
     if decoded.video is not None and streams and streams[0].kind == "video":
         streams[0] = decoded.video
     return streams
@@ -112,7 +115,7 @@ def verify_output(
     problems = _video_problems(packets, decoded, expected)
     compared = [f"packets ({packets.reader}): count, keyframe first, timestamps"]
     if expected.layout is not None:
-        found, line = layout_problems(expected.layout, _streams(packets, decoded))
+        found, line = layout_problems(expected.layout, _streams(path, packets, decoded, ctx))
         problems += found
         compared.append(line)
         if decoded.sizes:

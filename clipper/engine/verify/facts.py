@@ -56,7 +56,8 @@ class StreamFacts:
 class PacketFacts:
     """What the packet pass establishes."""
 
-    streams: list[StreamFacts]
+    #: None when the in-process reader cannot describe the streams (ffprobe then does).
+    streams: list[StreamFacts] | None
     video_pts: list[float]
     first_is_key: bool
     #: Per audio stream, in order: (time, duration) of each packet.
@@ -152,8 +153,7 @@ def _tick(time_base: str | None) -> float:
 def packets_in_process(path: Path) -> PacketFacts | None:
     """The packet pass of an MP4/MOV output from its moov (no ffprobe); None for others."""
     tracks = read_tracks(path)
-    movie = open_movie(path) if tracks is not None else None
-    if tracks is None or movie is None:
+    if tracks is None:
         return None
     video = next((t for t in tracks if t.handler == "vide"), None)
     if video is None:
@@ -163,8 +163,11 @@ def packets_in_process(path: Path) -> PacketFacts | None:
         for t in tracks
         if t.handler == "soun"
     ]
+    # The streams from the same moov; the reader declines some files it cannot time
+    # (e.g. copied Matroska timestamps, 33/34 ms apart): ffprobe describes those.
+    movie = open_movie(path)
     return PacketFacts(
-        streams=_media_streams(movie.media, IN_PROCESS_FIELDS),
+        streams=None if movie is None else _media_streams(movie.media, IN_PROCESS_FIELDS),
         video_pts=list(video.pts_seconds),
         first_is_key=video.first_is_sync and bool(video.pts_seconds),
         audio=audio,
@@ -207,6 +210,12 @@ def packets_by_ffprobe(path: Path, ctx: RunContext) -> PacketFacts:
         tick_seconds=_tick(video_tb),
         reader="ffprobe",
     )
+
+
+def streams_by_ffprobe(path: Path, ctx: RunContext) -> list[StreamFacts]:
+    """The streams alone, when the packet pass could not describe them."""
+    data, _ = _probe(path, ["-show_streams"], ctx)
+    return ffprobe_streams(data)
 
 
 def _merge(intervals: Sequence[Interval]) -> list[Interval]:

@@ -127,6 +127,7 @@ VARIANTS = {
     "5.1 AAC": ("-ac", "6", "-c:a", "aac"),
     "MP3 audio": ("-c:a", "libmp3lame"),
     "PCM audio (MOV)": ("-c:a", "pcm_s16le", "-f", "mov"),
+    "AAC audio (MOV)": ("-c:a", "aac", "-f", "mov"),
     "no audio": ("-an",),
     "delayed start": ("-output_ts_offset", "1.5"),
     "late timecode": ("-timecode", "23:59:59;28"),
