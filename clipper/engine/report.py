@@ -64,6 +64,15 @@ class SegmentReport(BaseModel):
     frames_copied: int
 
 
+class DroppedStreamReport(BaseModel):
+    """A source stream the clip does not carry."""
+
+    index: int = Field(description="the stream's index in the source")
+    kind: str = Field(description="video, subtitle, data or attachment")
+    codec: str
+    reason: str
+
+
 class AccuracyReport(BaseModel):
     """Per segment and overall; `model_dump(mode="json")` is the API's `result.accuracy`."""
 
@@ -81,6 +90,11 @@ class AccuracyReport(BaseModel):
     not_kept: list[str] = Field(
         default_factory=list,
         description="what the source has that this output does not carry, and why",
+    )
+    dropped_streams: list[DroppedStreamReport] = Field(
+        default_factory=list,
+        description="source streams the clip does not hold, each with the reason; every "
+        "stream of the source is either in the clip or listed here",
     )
     selection_rule: str = (
         "seconds select the first frame at or after them; end is exclusive; "
@@ -142,4 +156,8 @@ def build_report(plan: CutPlan, verification: Verification) -> AccuracyReport:
         frames_copied=sum(s.frames_copied for s in segments),
         verification=verification,
         not_kept=list(plan.layout.not_kept),
+        dropped_streams=[
+            DroppedStreamReport(index=d.index, kind=d.kind, codec=d.codec, reason=d.reason)
+            for d in plan.layout.dropped
+        ],
     )

@@ -36,7 +36,9 @@ def seek_seconds(media: MediaInfo, index: int) -> float | None:
     return float(max(Fraction(0), media.frame_pts(index) - half))
 
 
-def direct_copy_argv(cut: CutPlan, output: Path, ffmpeg_path: str) -> list[str]:
+def direct_copy_argv(
+    cut: CutPlan, output: Path, ffmpeg_path: str, metadata: Path | None = None
+) -> list[str]:
     """Fast mode in one process: video and audio stream-copied straight into the output.
 
     The video input's `-t` ends the copy at a packet boundary: copy mode compares each
@@ -67,7 +69,37 @@ def direct_copy_argv(cut: CutPlan, output: Path, ffmpeg_path: str) -> list[str]:
         out["bsf:v"] = f"filter_units=remove_types={strip_units}"
     out.update(_container_args(media, cut.extension, cut.start_timecode))
     node = ffmpeg_python.output(*streams, inputs.output_url(output), **out)
-    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path, output_args=layout_args(cut))
+    argv = inputs.compile_argv(node, ffmpeg_path=ffmpeg_path, output_args=layout_args(cut))
+    # The source's own tags come with it (input 0); chapters only re-timed, from our file.
+    return with_metadata_input(argv, metadata, tags=False)
+
+
+def metadata_text(cut: CutPlan) -> str:
+    """An FFMETADATA1 file: the source's descriptive tags and the clip's chapters."""
+    def esc(text: str) -> str:
+        return "".join("\\" + ch if ch in "=;#\\\n" else ch for ch in text)
+
+    lines = [";FFMETADATA1"]
+    lines += [f"{esc(k)}={esc(v)}" for k, v in sorted(cut.media.tags.items())]
+    for c in cut.layout.chapters:
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000000", f"START={round(c.start_seconds * 1e6)}",
+                  f"END={round(c.end_seconds * 1e6)}"]  # fmt: skip
+        if c.title:
+            lines.append(f"title={esc(c.title)}")
+    return "\n".join(lines) + "\n"
+
+
+def with_metadata_input(argv: list[str], metadata: Path | None, *, tags: bool) -> list[str]:
+    """`argv` with our FFMETADATA file as its last input, its chapters (and, with `tags`,
+    its global tags) mapped to the output; without one, no chapters at all (a source's own
+    would come through un-timed)."""
+    at = max(i for i, arg in enumerate(argv) if arg == "-i") + 2
+    if metadata is None:
+        return [*argv[:at], "-map_chapters", "-1", *argv[at:]]
+    index = argv.count("-i")
+    extra = ["-f", "ffmetadata", "-protocol_whitelist", "file", "-i", inputs.output_url(metadata)]
+    maps = ["-map_chapters", str(index)] + (["-map_metadata", str(index)] if tags else [])
+    return [*argv[:at], *extra, *maps, *argv[at:]]
 
 
 def layout_args(cut: CutPlan) -> list[str]:
@@ -89,6 +121,9 @@ def layout_args(cut: CutPlan) -> list[str]:
 
 
 def _container_args(media: MediaInfo, extension: str, start_timecode: str | None) -> dict[str, Any]:
+    if extension == ".mkv" and start_timecode:
+        # Matroska keeps the timecode as a tag: restamped, not the source's own copied over.
+        return {"metadata": f"timecode={start_timecode}"}
     if extension not in (".mp4", ".mov"):
         return {}
     out: dict[str, Any] = {
@@ -188,7 +223,9 @@ def concat_list(parts: list[tuple[Path, int, int]], rate: Fraction) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mux_argv(cut: CutPlan, list_path: Path, output: Path, ffmpeg_path: str) -> list[str]:
+def mux_argv(
+    cut: CutPlan, list_path: Path, output: Path, ffmpeg_path: str, metadata: Path | None = None
+) -> list[str]:
     """Final mux: joined video parts + audio cut from the source per segment."""
     media, extension = cut.media, cut.extension
     video = ffmpeg_python.input(
@@ -211,7 +248,9 @@ def mux_argv(cut: CutPlan, list_path: Path, output: Path, ffmpeg_path: str) -> l
     if extension in (".mp4", ".mov") and (tag := inband_sample_entry(media, cut.segments)):
         out["tag:v"] = tag
     node = ffmpeg_python.output(*streams, inputs.output_url(output), **out)
-    return inputs.compile_argv(node, ffmpeg_path=ffmpeg_path, output_args=layout_args(cut))
+    argv = inputs.compile_argv(node, ffmpeg_path=ffmpeg_path, output_args=layout_args(cut))
+    # The join's first input is our concat list: the source's tags come from our file.
+    return with_metadata_input(argv, metadata, tags=True)
 
 
 def _audio_streams(cut: CutPlan) -> list[Any]:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from clipper.engine.context import CancelFlag, RunContext
 from clipper.engine.ffmpeg import runner
-from clipper.engine.ffmpeg.argv import concat_list, direct_copy_argv, mux_argv, part_argv
+from clipper.engine.ffmpeg.argv import (
+    concat_list,
+    direct_copy_argv,
+    metadata_text,
+    mux_argv,
+    part_argv,
+)
 from clipper.engine.ffmpeg.splice import cra_to_bla
 from clipper.engine.plan.cutplan import CutPlan
 from clipper.engine.plan.parts import Part
@@ -71,11 +77,19 @@ def execute(plan: CutPlan, output: Path, ctx: RunContext) -> None:
     """Write the planned cut into `output` (verification comes after)."""
     ctx.report("cutting", 0.0)
     if plan.direct_copy is not None:
-        argv = direct_copy_argv(plan, output, ctx.ffmpeg_path)
+        chapters = _metadata_file(plan, ctx) if plan.layout.chapters else None
+        argv = direct_copy_argv(plan, output, ctx.ffmpeg_path, chapters)
         runner.run(argv, ctx, expected_seconds=plan.clip_seconds)
     else:
         run_parts(plan, output, ctx)
     ctx.report("cutting", 1.0)
+
+
+def _metadata_file(plan: CutPlan, ctx: RunContext) -> Path:
+    """The clip's tags and re-timed chapters as an FFMETADATA file in the scratch folder."""
+    path = ctx.scratch / "metadata.ffmeta"
+    path.write_text(metadata_text(plan), encoding="utf-8")
+    return path
 
 
 def part_jobs(plan: CutPlan, ctx: RunContext) -> list[PartJob]:
@@ -124,6 +138,7 @@ def run_parts(plan: CutPlan, output: Path, ctx: RunContext) -> None:
     list_path = ctx.scratch / "parts.ffconcat"
     list_path.write_text(concat_list([(j.path, j.part.count, j.part.lead_in) for j in jobs],
                                      plan.frame_rate))  # fmt: skip
-    argv = mux_argv(plan, list_path, output, ctx.ffmpeg_path)
+    metadata = _metadata_file(plan, ctx) if plan.layout.chapters or plan.media.tags else None
+    argv = mux_argv(plan, list_path, output, ctx.ffmpeg_path, metadata)
     runner.run(argv, progress.slot(len(jobs)), expected_seconds=clip_seconds)
     progress.report(len(jobs), 1.0)

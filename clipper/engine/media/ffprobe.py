@@ -78,7 +78,7 @@ def probe(
     `encoder_settings` also reads the x264 settings from the first frame (one more small
     FFmpeg run); stream copies do without them.
     """
-    argv = _probe_argv(source, ctx.ffprobe_path, "-show_format", "-show_streams")
+    argv = _probe_argv(source, ctx.ffprobe_path, "-show_format", "-show_streams", "-show_chapters")
     data = _run_json(argv, ctx)
     media = parse_media_info(data)
     has_count = any(
@@ -194,6 +194,7 @@ def probe_with_packets(
         ctx.ffprobe_path,
         "-show_format",
         "-show_streams",
+        "-show_chapters",
         "-show_entries",
         "packet=stream_index,pts_time,dts_time,flags",
         "-read_intervals",

@@ -68,6 +68,32 @@ class AudioInfo:
 
 
 @dataclass(frozen=True)
+class OtherStream:
+    """A stream of the source besides the video and the audio tracks Clipper cuts."""
+
+    index: int
+    kind: str  # "video" (a second one, or cover art), "subtitle", "data", "attachment"
+    codec: str
+    language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of the source: seconds from the start of the file, and its title."""
+
+    start_seconds: float
+    end_seconds: float
+    title: str | None = None
+
+
+#: Container tags that describe the file's encoding, not its content: not carried over.
+TECHNICAL_TAGS = frozenset(
+    {"major_brand", "minor_version", "compatible_brands", "encoder", "timecode", "duration"}
+)
+
+
+@dataclass(frozen=True)
 class MediaInfo:
     """What Clipper knows about a source after one probe."""
 
@@ -89,6 +115,11 @@ class MediaInfo:
     #: The container holds clearly fewer frames than its duration at the nominal rate takes:
     #: frames are missing or timed irregularly, and times cannot be mapped to frames.
     variable_frame_rate: bool = False
+    #: Every other stream, in order: what a clip has to carry or name as dropped.
+    others: tuple[OtherStream, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+    #: The file's descriptive tags (title, copyright, creation_time, …), lower-case names.
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def frame_rate(self) -> Fraction:
@@ -111,6 +142,8 @@ class MediaInfo:
         for key in ("frame_rate", "time_base"):
             data["video"][key] = _rational_text(data["video"][key])
         data["audio"] = [dict(a) for a in data["audio"]]
+        data["others"] = [dict(o) for o in data["others"]]
+        data["chapters"] = [dict(c) for c in data["chapters"]]
         return data
 
     @classmethod
@@ -119,7 +152,8 @@ class MediaInfo:
         video = dict(data["video"])
         video["frame_rate"] = Fraction(video["frame_rate"])
         video["time_base"] = Fraction(video["time_base"])
-        rest = {k: v for k, v in data.items() if k not in ("video", "audio")}
+        nested = ("video", "audio", "others", "chapters")
+        rest = {k: v for k, v in data.items() if k not in nested}
         video["disposition"] = tuple(video.get("disposition", ()))
         audio = [
             dict(a, disposition=tuple(a.get("disposition", ()))) for a in data.get("audio", [])
@@ -127,6 +161,8 @@ class MediaInfo:
         return cls(
             video=VideoInfo(**video),
             audio=tuple(AudioInfo(**a) for a in audio),
+            others=tuple(OtherStream(**o) for o in data.get("others", ())),
+            chapters=tuple(Chapter(**c) for c in data.get("chapters", ())),
             **rest,
         )
 
@@ -175,6 +211,14 @@ def _tag(stream: dict[str, Any], name: str) -> str | None:
         if str(key).lower() == name:
             return str(value)
     return None
+
+
+def _codec_name(stream: dict[str, Any]) -> str:
+    """ffprobe's codec name, or the sample entry's tag where it knows none (`tmcd`)."""
+    name = stream.get("codec_name")
+    if name in (None, "", "unknown"):
+        name = stream.get("codec_tag_string") or "unknown"
+    return str(name)
 
 
 def _rotation(stream: dict[str, Any]) -> int:
@@ -250,6 +294,18 @@ def parse_media_info(data: dict[str, Any]) -> MediaInfo:
         for s in streams
         if s.get("codec_type") == "audio"
     )
+    others = tuple(
+        OtherStream(
+            index=int(s.get("index", 0)),
+            kind="attachment" if (s.get("disposition") or {}).get("attached_pic")
+            else str(s.get("codec_type") or "unknown"),
+            codec=_codec_name(s),
+            language=_tag(s, "language"),
+            title=_tag(s, "title"),
+        )
+        for s in streams
+        if s is not v and s.get("codec_type") != "audio"
+    )  # fmt: skip
     duration = _float(v.get("duration")) or _float(fmt.get("duration"))
     frames = int_or_none(v.get("nb_frames")) or 0
     expected = _float(v.get("duration")) * float(rate)
@@ -270,4 +326,19 @@ def parse_media_info(data: dict[str, Any]) -> MediaInfo:
         frame_count=frames,
         encoder=(v.get("tags") or {}).get("encoder") or tags.get("encoder"),
         variable_frame_rate=variable,
+        others=others,
+        chapters=_chapters(data, _float(fmt.get("start_time"))),
+        tags={k: v for k, v in tags.items() if k not in TECHNICAL_TAGS},
+    )
+
+
+def _chapters(data: dict[str, Any], file_start: float) -> tuple[Chapter, ...]:
+    """ffprobe's chapters, as seconds from the start of the file (what `-ss` counts)."""
+    return tuple(
+        Chapter(
+            start_seconds=_float(c.get("start_time")) - file_start,
+            end_seconds=_float(c.get("end_time")) - file_start,
+            title=_tag(c, "title"),
+        )
+        for c in data.get("chapters") or []
     )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from clipper.engine.media.model import AudioInfo, MediaInfo, Packet, VideoInfo
+from clipper.engine.media.model import AudioInfo, MediaInfo, OtherStream, Packet, VideoInfo
 from clipper.engine.media.mp4entries import audio_info, sample_entry, start_timecode, timecode_tag
 from clipper.engine.media.mp4index import (
     Data,
@@ -183,6 +183,7 @@ class _Tracks:
     audio: list[AudioInfo] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
     timecode: str | None = None
+    others: list[OtherStream] = field(default_factory=list)
 
     def add(self, index: int, a: int, b: int) -> None:
         data = self.data
@@ -215,6 +216,7 @@ class _Tracks:
                 raise Unsupported("several timecode tracks")  # which one ffprobe reports varies
             self.timecode = start_timecode(self.path, data, stbl, entry) or ""
             self.starts.append(_empty(edit, scale) if edit else 0.0)
+            self.others.append(OtherStream(index, "data", "tmcd"))
         else:
             raise Unsupported(f"a {handler!r} track")
 
@@ -229,6 +231,8 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
         raise Unsupported("fragmented file")
     if timecode_tag(data, pos + header, end):
         raise Unsupported("a timecode outside a tmcd track")  # ffprobe knows those tags
+    if b"udta" in top and b"chpl" in children(data, *top[b"udta"]):
+        raise Unsupported("Nero chapters")  # ffprobe reads them; a clip re-times them
     mvhd = need(top, b"mvhd")[0]
     movie_scale = struct.unpack_from(">I", data, mvhd + (20 if data[mvhd] == 1 else 12))[0]
     matrix = struct.unpack_from(">9i", data, mvhd + (48 if data[mvhd] == 1 else 36))
@@ -239,7 +243,7 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
     for index, (a, b) in enumerate(traks):
         tracks.add(index, a, b)
     video, video_tags, starts = tracks.video, tracks.video_tags, tracks.starts
-    audio, timecode = tracks.audio, tracks.timecode
+    audio, timecode, others = tracks.audio, tracks.timecode, tuple(tracks.others)
     if video is None:
         raise Unsupported("no video track")
     rate = Fraction(video.scale, video.delta)
@@ -275,6 +279,7 @@ def _parse(path: Path, data: Data, pos: int, size: int) -> Movie:
         audio=tuple(audio),
         start_timecode=timecode or None,
         frame_count=video.count,
+        others=others,
     )
     return Movie(media=media, video=video)
 

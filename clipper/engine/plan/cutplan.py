@@ -8,12 +8,12 @@ look.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 from clipper.engine.ffmpeg.encoders import output_extension
-from clipper.engine.media.model import MediaInfo, Packet
+from clipper.engine.media.model import Chapter, MediaInfo, Packet
 from clipper.engine.plan.cutpoints import decode_intervals, direct_copy_seconds, plan_segments
 from clipper.engine.plan.layout import OutputLayout, plan_layout
 from clipper.engine.plan.parts import FrameRange, SegmentPlan
@@ -111,6 +111,29 @@ class DirectCopy:
     video_seconds: float | None
 
 
+def clip_chapters(media: MediaInfo, segments: list[SegmentPlan]) -> tuple[Chapter, ...]:
+    """The source's chapters inside the delivered segments, re-timed to the clip (pure).
+
+    A chapter that a segment cuts into starts at that segment's start; one that spans a
+    seam is split there (each piece keeps the title), so every clip chapter lies in one
+    segment.
+    """
+    chapters: list[Chapter] = []
+    offset = Fraction(0)
+    for segment in segments:
+        begin = media.frame_pts(segment.delivered.start)
+        end = media.frame_pts(segment.delivered.end)
+        for c in media.chapters:
+            start = max(Fraction(c.start_seconds), begin)
+            stop = min(Fraction(c.end_seconds), end)
+            if stop > start:
+                chapters.append(
+                    Chapter(float(start - begin + offset), float(stop - begin + offset), c.title)
+                )
+        offset += Fraction(segment.delivered.count) / media.frame_rate
+    return tuple(chapters)
+
+
 def make_plan(
     read: SourceRead, spec: CutSpec, ranges: list[FrameRange], packets: list[Packet]
 ) -> CutPlan:
@@ -136,6 +159,7 @@ def make_plan(
         copies_audio=copies_only and len(segments) == 1,
         frames=sum(s.delivered.count for s in segments),
     )
+    layout = replace(layout, chapters=clip_chapters(read.original, segments))
     return CutPlan(
         read=read,
         spec=spec,

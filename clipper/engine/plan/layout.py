@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from clipper.engine.ffmpeg.encoders import audio_codec_written, video_codec_written
-from clipper.engine.media.model import AudioInfo, MediaInfo
+from clipper.engine.media.model import AudioInfo, Chapter, MediaInfo
 from clipper.spec import Preset
 
 #: What each output container carries, of the stream facts Clipper keeps (FFmpeg 5.1).
@@ -56,19 +56,76 @@ class AudioLayout:
 
 
 @dataclass(frozen=True)
+class DroppedStream:
+    """A source stream the output does not carry, and why."""
+
+    index: int
+    kind: str
+    codec: str
+    reason: str
+
+
+def _drop_reason(
+    kind: str, codec: str, extension: str, *, timecode_track: bool, has_chapters: bool
+) -> str | None:
+    """Why a stream other than the cut video and audio is not in the output (None: it is)."""
+    if kind == "data" and codec == "bin_data" and has_chapters:
+        return None  # an MP4/MOV chapter track: its chapters are re-timed into the clip
+    if kind == "data" and codec == "tmcd":
+        if timecode_track:
+            return None  # written anew, restamped to the clip's first frame
+        if extension in (".mp4", ".mov"):
+            return "a one-frame MP4/MOV clip gets no timecode track (FFmpeg cannot tell its rate)"
+        return f"a {extension} clip has no timecode track"
+    reasons = {
+        "subtitle": "subtitle tracks are not carried into clips yet",
+        "attachment": "attachments (fonts, cover art) are not carried into clips",
+        "video": "only the first video stream is cut",
+    }
+    return reasons.get(kind, f"{kind} streams are not carried into clips")
+
+
+def dropped_streams(
+    media: MediaInfo, extension: str, *, timecode_track: bool
+) -> tuple[DroppedStream, ...]:
+    """Every source stream the output will not hold, with the reason (none dropped silently)."""
+    dropped = []
+    for o in media.others:
+        reason = _drop_reason(
+            o.kind, o.codec, extension,
+            timecode_track=timecode_track, has_chapters=bool(media.chapters),
+        )  # fmt: skip
+        if reason is not None:
+            dropped.append(DroppedStream(o.index, o.kind, o.codec, reason))
+    return tuple(dropped)
+
+
+@dataclass(frozen=True)
 class OutputLayout:
     """Every stream of the output in order: video, the audio tracks, the timecode track."""
 
     video: VideoLayout
     audio: tuple[AudioLayout, ...]
     timecode_track: bool
+    extension: str = ".mp4"
     #: What the source has that this output cannot carry ("audio 1 title: …").
     not_kept: tuple[str, ...] = ()
+    #: Source streams the output does not hold, each with its reason.
+    dropped: tuple[DroppedStream, ...] = ()
+    #: The clip's chapters, re-timed (set by the plan once the segments are known).
+    chapters: tuple[Chapter, ...] = ()
+
+    @property
+    def chapter_track(self) -> bool:
+        """MP4/MOV keep chapters in a text track of their own (listed as a data stream)."""
+        return bool(self.chapters) and self.extension in (".mp4", ".mov")
 
     @property
     def kinds(self) -> list[str]:
-        """The codec types of the output's streams, in order."""
-        return ["video"] + ["audio"] * len(self.audio) + (["data"] if self.timecode_track else [])
+        """The codec types of the output's streams, in order (the mov muxer writes the
+        chapter track before the timecode track)."""
+        extra = ["data"] * (int(self.chapter_track) + int(self.timecode_track))
+        return ["video"] + ["audio"] * len(self.audio) + extra
 
 
 def _known(value: str | None) -> str | None:
@@ -183,5 +240,7 @@ def plan_layout(
         video=_video(media, preset, extension),
         audio=audio,
         timecode_track=timecode,
+        extension=extension,
         not_kept=tuple(lost),
+        dropped=dropped_streams(media, extension, timecode_track=timecode),
     )

@@ -94,13 +94,16 @@ def _video_problems(packets: PacketFacts, decoded: DecodeFacts, expected: Expect
 
 def _streams(
     path: Path, packets: PacketFacts, decoded: DecodeFacts, ctx: RunContext
-) -> list[StreamFacts]:
-    """The packet pass's streams, the video described in full when the decode pass ran."""
-    found = packets.streams
-    streams = list(found) if found is not None else facts.streams_by_ffprobe(path, ctx)
+) -> tuple[list[StreamFacts], int]:
+    """The packet pass's streams (the video described in full when the decode pass ran),
+    and the chapter count."""
+    if packets.streams is not None and packets.chapters is not None:
+        streams, chapters = list(packets.streams), packets.chapters
+    else:
+        streams, chapters = facts.streams_by_ffprobe(path, ctx)
     if decoded.video is not None and streams and streams[0].kind == "video":
         streams[0] = decoded.video
-    return streams
+    return streams, chapters
 
 
 def verify_output(
@@ -115,9 +118,12 @@ def verify_output(
     problems = _video_problems(packets, decoded, expected)
     compared = [f"packets ({packets.reader}): count, keyframe first, timestamps"]
     if expected.layout is not None:
-        found, line = layout_problems(expected.layout, _streams(path, packets, decoded, ctx))
+        streams, chapters = _streams(path, packets, decoded, ctx)
+        found, line = layout_problems(expected.layout, streams)
         problems += found
-        compared.append(line)
+        compared.append(f"{line}; {chapters} chapters")
+        if chapters != len(expected.layout.chapters):
+            problems.append(f"{chapters} chapters, planned {len(expected.layout.chapters)}")
         if decoded.sizes:
             problems += frame_problems(decoded, expected.layout.video)
             compared.append(f"{len(decoded.sizes)} decoded frames: size, field order")

@@ -65,6 +65,8 @@ class PacketFacts:
     #: The video's container tick in seconds (1/timescale; Matroska 1 ms; MPEG-TS 1/90000).
     tick_seconds: float
     reader: str  # "moov" or "ffprobe"
+    #: How many chapters the file holds (None with `streams`: ffprobe tells).
+    chapters: int | None = None
 
 
 @dataclass
@@ -167,6 +169,8 @@ def packets_in_process(path: Path) -> PacketFacts | None:
     # (e.g. copied Matroska timestamps, 33/34 ms apart): ffprobe describes those.
     movie = open_movie(path)
     return PacketFacts(
+        # A moov the reader takes holds no chapters: it declines chapter tracks and lists.
+        chapters=None if movie is None else 0,
         streams=None if movie is None else _media_streams(movie.media, IN_PROCESS_FIELDS),
         video_pts=list(video.pts_seconds),
         first_is_key=video.first_is_sync and bool(video.pts_seconds),
@@ -180,7 +184,12 @@ def packets_by_ffprobe(path: Path, ctx: RunContext) -> PacketFacts:
     """The packet pass by one ffprobe: packets and streams (MKV, MPEG-TS, unusual MP4)."""
     data, _ = _probe(
         path,
-        ["-show_streams", "-show_entries", "packet=stream_index,pts_time,duration_time,flags"],
+        [
+            "-show_streams",
+            "-show_chapters",
+            "-show_entries",
+            "packet=stream_index,pts_time,duration_time,flags",
+        ],
         ctx,
     )
     streams = data.get("streams") or []
@@ -209,13 +218,14 @@ def packets_by_ffprobe(path: Path, ctx: RunContext) -> PacketFacts:
         audio=[audio[i] for i in audio_indices],
         tick_seconds=_tick(video_tb),
         reader="ffprobe",
+        chapters=len(data.get("chapters") or []),
     )
 
 
-def streams_by_ffprobe(path: Path, ctx: RunContext) -> list[StreamFacts]:
-    """The streams alone, when the packet pass could not describe them."""
-    data, _ = _probe(path, ["-show_streams"], ctx)
-    return ffprobe_streams(data)
+def streams_by_ffprobe(path: Path, ctx: RunContext) -> tuple[list[StreamFacts], int]:
+    """The streams and the chapter count alone, when the packet pass could not tell them."""
+    data, _ = _probe(path, ["-show_streams", "-show_chapters"], ctx)
+    return ffprobe_streams(data), len(data.get("chapters") or [])
 
 
 def _merge(intervals: Sequence[Interval]) -> list[Interval]:

@@ -62,6 +62,9 @@ def _assert_same_media(mine: MediaInfo, theirs: MediaInfo) -> None:
     for name in ("index", "codec", "width", "height", "time_base", "rotation", "language"):
         assert getattr(mine.video, name) == getattr(theirs.video, name), f"video.{name}"
     assert mine.video.disposition == theirs.video.disposition
+    assert [(o.index, o.kind, o.codec) for o in mine.others] == [
+        (o.index, o.kind, o.codec) for o in theirs.others
+    ]
     assert mine.video.start_seconds == pytest.approx(theirs.video.start_seconds, abs=2e-6)
     assert [
         (a.index, a.codec, a.sample_rate, a.channels, a.language, a.disposition)
