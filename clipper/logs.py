@@ -90,7 +90,7 @@ class _HasSecrets(Protocol):
 def secrets_from_settings(settings: _HasSecrets) -> list[str]:
     """Every secret value a `Settings` object holds (client and admin keys, link and S3 secrets)."""
     values = [*settings.api_key_names, *settings.admin_key_names]
-    for name in ("link_secret", "s3_secret_key"):
+    for name in ("link_secret", "link_secret_previous", "s3_secret_key"):
         secret = getattr(settings, name, None)
         if secret is not None:
             values.append(secret.get_secret_value())

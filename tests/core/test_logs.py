@@ -97,6 +97,7 @@ def test_secrets_from_settings_cover_keys_and_secrets() -> None:
         api_keys="web:web-secret-111111",
         admin_keys="ops:ops-secret-222222",
         link_secret="link-secret-333333",
+        link_secret_previous="link-secret-previous-555555",
         s3_secret_key="s3-secret-444444",
     )
     found = set(secrets_from_settings(settings))
@@ -104,6 +105,7 @@ def test_secrets_from_settings_cover_keys_and_secrets() -> None:
         "web-secret-111111",
         "ops-secret-222222",
         "link-secret-333333",
+        "link-secret-previous-555555",
         "s3-secret-444444",
     } <= found
     assert "web" not in found  # names are not secrets
