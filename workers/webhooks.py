@@ -7,7 +7,7 @@ client: HMAC-SHA256(CLIPPER_LINK_SECRET, "webhook:" + client name), shown to the
 `GET /v1/webhook-secret`. Receivers should recompute the signature over the raw body,
 compare in constant time and refuse timestamps older than a few minutes.
 
-Delivery is its own RQ job (queue `interactive`) with back-off retries; the body (with a
+Delivery is its own RQ job (queue `webhooks`) with back-off retries; the body (with a
 fresh download link) is built at each attempt, so no link sits in Redis. URLs must be
 http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, resolve only to public addresses —
 checked at submit and again right before each delivery, which then connects to the very
@@ -34,11 +34,16 @@ from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
 from workers import records
 from workers.presenter import clip_resource
-from workers.queues import get_queue, redis_connection
+from workers.queues import WEBHOOK_QUEUE, get_queue, redis_connection
 
 #: Back-off between delivery attempts (then the event is dropped and logged by RQ).
 WEBHOOK_RETRY_INTERVALS_SECONDS = (10, 60, 300, 1800)
-WEBHOOK_QUEUE = "interactive"
+#: RQ's limit for one attempt.
+WEBHOOK_JOB_TIMEOUT_SECONDS = 60
+#: A delivered event's job is kept an hour (for the dashboard), a failed one a week (for
+#: ops to read and retry): never RQ's default of a year in a Redis that does not evict.
+WEBHOOK_RESULT_TTL_SECONDS = 3600
+WEBHOOK_FAILURE_TTL_SECONDS = 7 * 24 * 3600
 MAX_URL_LENGTH = 2048
 
 
@@ -109,7 +114,9 @@ def enqueue_delivery(conn: Redis, clip_id: str, event_type: str) -> str:
         event_id,
         event_type,
         job_id=event_id,
-        job_timeout=60,
+        job_timeout=WEBHOOK_JOB_TIMEOUT_SECONDS,
+        result_ttl=WEBHOOK_RESULT_TTL_SECONDS,
+        failure_ttl=WEBHOOK_FAILURE_TTL_SECONDS,
         retry=Retry(
             max=len(WEBHOOK_RETRY_INTERVALS_SECONDS),
             interval=list(WEBHOOK_RETRY_INTERVALS_SECONDS),

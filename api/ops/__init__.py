@@ -19,7 +19,7 @@ from api.ops.health import Check, FFmpegCheck, health_router
 from api.ops.metrics import ClipperCollector, MetricsMiddleware, build_registry, metrics_router
 from clipper.logs import secrets_from_settings, setup_logging
 from clipper.settings import Settings
-from workers.queues import QUEUE_NAMES
+from workers.queues import ALL_QUEUE_NAMES
 
 #: Level of the JSON log lines the API writes to stderr.
 LOG_LEVEL = "INFO"
@@ -59,7 +59,7 @@ def install_ops(app: FastAPI, settings: Settings) -> None:
         "storage": storage_check,
         "ffmpeg": FFmpegCheck(settings.ffmpeg_path, settings.ffprobe_path),
     }
-    registry, http_metrics = build_registry(ClipperCollector(conn, QUEUE_NAMES))
+    registry, http_metrics = build_registry(ClipperCollector(conn, ALL_QUEUE_NAMES))
     app.state.metrics_registry = registry
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.include_router(metrics_router(registry))

@@ -330,3 +330,17 @@ def test_dashboard_requeue_reopens_the_clip_and_delete_is_off(
     deleted = client.post("/dashboard/job/clp_dash_requeue/delete", headers=auth)
     assert deleted.json() == {"status": "DISABLED"}
     assert "clp_dash_requeue" in get_queue("default", conn).get_job_ids()
+
+
+def test_webhook_deliveries_show_in_the_admin_api_and_metrics(
+    client: TestClient, conn: Redis
+) -> None:
+    from workers.webhooks import enqueue_delivery
+
+    event_id = enqueue_delivery(conn, "clp_with_hook", "clip.succeeded")
+    queued = client.get("/v1/admin/jobs?state=queued", headers=bearer(ADMIN[1])).json()
+    assert [(j["id"], j["queue"]) for j in queued["jobs"]] == [(event_id, "webhooks")]
+    assert _sample(client.get("/metrics").text, 'clipper_queue_depth{queue="webhooks"}') == 1
+    auth = basic(*ADMIN)
+    queues = client.get("/dashboard/0/data/queues.json", headers=auth).json()["queues"]
+    assert {q["name"]: q["count"] for q in queues}["webhooks"] == 1
