@@ -23,6 +23,8 @@ __all__ = [
     "SourceItem",
     "SourceList",
     "WebhookSecret",
+    "WebhookSecretRotation",
+    "WebhookSigningSecret",
 ]
 
 
@@ -99,9 +101,40 @@ class SourceDetail(BaseModel):
 
 
 class WebhookSecret(BaseModel):
-    """The caller's webhook signing secret and how signatures are made."""
+    """Deprecated: the secret of the `Clipper-Signature` header (derived from the link
+    secret); use `GET /v1/webhooks/secret` and the `webhook-signature` header instead."""
 
     secret: str
     algorithm: str = "HMAC-SHA256"
     signed_payload: str = "{Clipper-Timestamp}.{raw body}"
     signature_header: str = "Clipper-Signature: v1=<hex>"
+
+
+class WebhookSigningSecret(BaseModel):
+    """The caller's Standard Webhooks secret: verify `webhook-signature` with it."""
+
+    secret: str = Field(
+        description="`whsec_…`: hand it as is to a Standard Webhooks library",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+    since: str = Field(description="when this secret began signing deliveries (ISO 8601)")
+    previous_valid_until: str | None = Field(
+        description="set after a rotation: until then deliveries also carry a signature by "
+        "the secret this one replaced, so a receiver still using it keeps verifying"
+    )
+    scheme: str = Field(
+        default="Standard Webhooks v1: webhook-signature: v1,<base64 HMAC-SHA256 of "
+        "{webhook-id}.{webhook-timestamp}.{raw body}>, several separated by spaces",
+        description="how deliveries are signed",
+    )
+
+
+class WebhookSecretRotation(BaseModel):
+    """A client's webhook secret after a rotation (the secret itself is the client's to read)."""
+
+    client: str
+    since: str = Field(description="when the new secret began signing (ISO 8601)")
+    previous_valid_until: str | None = Field(
+        description="until then deliveries carry a signature by the replaced secret too; "
+        "null when it was dropped at once"
+    )

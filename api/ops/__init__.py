@@ -13,7 +13,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.ops import admin
+from api.ops import admin, webhook_secrets
 from api.ops.dashboard import dashboard_app
 from api.ops.health import Check, FFmpegCheck, health_router
 from api.ops.metrics import ClipperCollector, MetricsMiddleware, build_registry, metrics_router
@@ -68,4 +68,5 @@ def install_ops(app: FastAPI, settings: Settings) -> None:
         router.routes = [r for r in router.routes if getattr(r, "path", None) != "/healthz"]
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(webhook_secrets.router)
     app.mount("/dashboard", dashboard_app(settings), name="dashboard")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,30 @@ def test_webhook_deliveries_show_in_the_admin_api_and_metrics(
     auth = basic(*ADMIN)
     queues = client.get("/dashboard/0/data/queues.json", headers=auth).json()["queues"]
     assert {q["name"]: q["count"] for q in queues}["webhooks"] == 1
+
+
+def test_an_admin_rotates_a_client_webhook_secret(client: TestClient) -> None:
+    mine = bearer(CLIENT[1])
+    before = client.get("/v1/webhooks/secret", headers=mine).json()
+    rotate = f"/v1/admin/webhook-secrets/{CLIENT[0]}/rotate"
+    assert client.post(rotate, headers=mine).status_code == 403  # a client cannot
+    assert client.post(rotate).status_code == 401
+    missing = client.post("/v1/admin/webhook-secrets/nobody/rotate", headers=bearer(ADMIN[1]))
+    assert missing.status_code == 404
+    assert missing.json()["field"] == "client"
+
+    rotated = client.post(rotate, headers=bearer(ADMIN[1]))
+    assert rotated.status_code == 200, rotated.text
+    answer = rotated.json()
+    assert answer["client"] == CLIENT[0]
+    assert "secret" not in answer  # the client reads it itself
+    until = datetime.fromisoformat(answer["previous_valid_until"])
+    overlap = (until - datetime.fromisoformat(answer["since"])).total_seconds()
+    assert abs(overlap - 24 * 3600) <= 1  # CLIPPER_WEBHOOK_ROTATION_SECONDS
+    after = client.get("/v1/webhooks/secret", headers=mine).json()
+    assert after["secret"] != before["secret"]
+    assert after["previous_valid_until"] == answer["previous_valid_until"]
+
+    at_once = client.post(rotate + "?overlap_seconds=0", headers=bearer(ADMIN[1])).json()
+    assert at_once["previous_valid_until"] is None
+    assert client.get("/v1/webhooks/secret", headers=mine).json()["previous_valid_until"] is None
