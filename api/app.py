@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clips.router)
     app.include_router(sources.router)
     app.include_router(webhooks.router)
+    app.webhooks.include_router(webhooks.events)  # documented, not served
     app.include_router(make_files_router(get_app_settings))
     install_ops(app, settings)  # ops: /metrics, /readyz, /dashboard, /v1/admin (api/ops)
     return app
