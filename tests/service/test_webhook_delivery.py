@@ -204,7 +204,8 @@ def test_a_2xx_later_than_the_timeout_does_not_count() -> None:
             time.sleep(0.05)
 
     url, _ = _raw_server(trickle)
-    with pytest.raises(attempt.NotDelivered, match=r"answered 200 after 1\.\d s, past the 1 s"):
+    late = r"answered 200 after \d+\.\d s, past the 1 s timeout"
+    with pytest.raises(attempt.NotDelivered, match=late):
         attempt.send(attempt.Post(url, b"{}", {}), timeout_seconds=1)
 
 
