@@ -16,7 +16,7 @@ from api.deps import Services, get_app_settings
 from api.inline_submit import InlineSubmits
 from api.ops import install_ops
 from api.problems import install_problem_handlers
-from api.routes import clips, sources
+from api.routes import clips, sources, webhooks
 from api.routes.files import make_files_router
 from clipper import __version__
 from clipper.errors import ClipperError
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(clips.router)
     app.include_router(sources.router)
+    app.include_router(webhooks.router)
+    app.webhooks.include_router(webhooks.events)  # documented, not served
     app.include_router(make_files_router(get_app_settings))
     install_ops(app, settings)  # ops: /metrics, /readyz, /dashboard, /v1/admin (api/ops)
     return app

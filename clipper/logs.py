@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 #: What a redacted value is replaced with (no quotes or backslashes: safe inside JSON text).
 REDACTED = "[REDACTED]"
@@ -88,12 +89,16 @@ class _HasSecrets(Protocol):
 
 
 def secrets_from_settings(settings: _HasSecrets) -> list[str]:
-    """Every secret value a `Settings` object holds (client and admin keys, link and S3 secrets)."""
+    """Every secret value a `Settings` object holds (client and admin keys, link and S3
+    secrets, the Redis password)."""
     values = [*settings.api_key_names, *settings.admin_key_names]
-    for name in ("link_secret", "s3_secret_key"):
+    for name in ("link_secret", "link_secret_previous", "s3_secret_key"):
         secret = getattr(settings, name, None)
         if secret is not None:
             values.append(secret.get_secret_value())
+    redis_password = urlsplit(str(getattr(settings, "redis_url", ""))).password
+    if redis_password:
+        values.append(unquote(redis_password))
     return values
 
 

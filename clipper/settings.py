@@ -12,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: Longest signed link S3 (SigV4) accepts, and so the cap for `link_ttl_seconds`.
 MAX_LINK_TTL_SECONDS = 7 * 24 * 3600
 
+#: Longest webhook attempt: the delivery job itself is killed after a minute.
+MAX_WEBHOOK_TIMEOUT_SECONDS = 30.0
+#: Longest overlap of an old and a new webhook secret.
+MAX_WEBHOOK_ROTATION_SECONDS = 30 * 24 * 3600
+
 #: Secrets that ship in the defaults; refused when `env` is `production`.
 DEVELOPMENT_API_KEYS = "dev:dev-key-change-me"
 DEVELOPMENT_ADMIN_KEYS = "admin:admin-key-change-me"
@@ -58,6 +63,9 @@ class Settings(BaseSettings):
     local_storage_dir: Path = Path("var/storage")
     public_base_url: str = "http://127.0.0.1:8000"
     link_secret: SecretStr = SecretStr(DEVELOPMENT_LINK_SECRET)
+    #: The link secret before the last rotation: local links it signed are still accepted
+    #: (never used to sign). Remove it once the longest link signed with it has expired.
+    link_secret_previous: SecretStr | None = None
 
     api_keys: SecretStr = SecretStr(DEVELOPMENT_API_KEYS)
     admin_keys: SecretStr = SecretStr(DEVELOPMENT_ADMIN_KEYS)
@@ -70,7 +78,13 @@ class Settings(BaseSettings):
     ffmpeg_threads: int = Field(default=0, ge=0)
 
     webhook_allow_private: bool = False
-    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: One delivery attempt counts when a 2xx answer arrives within this time.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=MAX_WEBHOOK_TIMEOUT_SECONDS)
+    #: After a webhook secret is rotated, deliveries are signed with the previous secret too
+    #: for this long, so receivers can switch at their own pace.
+    webhook_rotation_seconds: int = Field(
+        default=24 * 3600, ge=0, le=MAX_WEBHOOK_ROTATION_SECONDS
+    )
 
     #: How long an API process reuses a source's HEAD (size, ETag) for new submits; 0 = never.
     source_stat_ttl_seconds: float = Field(default=1.0, ge=0, le=60)
@@ -89,6 +103,9 @@ class Settings(BaseSettings):
             "CLIPPER_API_KEYS": self.api_keys.get_secret_value() == DEVELOPMENT_API_KEYS,
             "CLIPPER_ADMIN_KEYS": self.admin_keys.get_secret_value() == DEVELOPMENT_ADMIN_KEYS,
             "CLIPPER_LINK_SECRET": self.link_secret.get_secret_value() == DEVELOPMENT_LINK_SECRET,
+            # Nothing in production was signed with the public development secret.
+            "CLIPPER_LINK_SECRET_PREVIOUS": self.link_secret_previous is not None
+            and self.link_secret_previous.get_secret_value() == DEVELOPMENT_LINK_SECRET,
             "CLIPPER_S3_SECRET_KEY": self.storage == "s3"
             and self.s3_secret_key.get_secret_value() == DEVELOPMENT_S3_SECRET,
         }
@@ -96,6 +113,13 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"default secrets refused in production: {', '.join(bad)}")
         return self
+
+    @property
+    def link_secrets_accepted(self) -> list[str]:
+        """Secrets a local link may be signed with: the current one, then the previous one."""
+        previous = self.link_secret_previous
+        extra = [previous.get_secret_value()] if previous and previous.get_secret_value() else []
+        return [self.link_secret.get_secret_value(), *extra]
 
     @property
     def api_key_names(self) -> dict[str, str]:

@@ -4,9 +4,11 @@ Shared (imported by the API and by the worker):
 
 - `keys` every Redis key; `records` clip records; `queues` connections, queue names, enqueueing;
   `metrics` cluster metrics in Redis; `presenter` a clip as clients see it; `cancel` cancel
-  requests (and the watcher a running job polls); `webhooks` signing, callback-URL checks and
-  the delivery job; `probe_cache` probes by source version;
-- `submit/` the submit path: the request model, hashing, dedup, claiming and queueing.
+  requests (and the watcher a running job polls); `webhooks` callback-URL checks, queueing
+  and the delivery job; `probe_cache` probes by source version;
+- `submit/` the submit path: the request model, hashing, dedup, claiming and queueing;
+- `delivery/` what a webhook delivery is made of: per-client secrets and their rotation, the
+  event body, the signed headers, one HTTP attempt.
 
 Worker-only (never imported by `api`; tests/core/test_layering.py holds both rules):
 

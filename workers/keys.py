@@ -9,7 +9,10 @@ RQ keeps its own keys under `rq:`; ours never collide with them.
 - `clipper:cancel:{clip_id}`: set when a running clip must stop (polled by its job);
 - `clipper:cutting:{content_hash}`: id of the clip whose job is cutting those bytes now;
 - `clipper:content:{content_hash}`: JSON {size_bytes, duration_seconds, accuracy} of a stored
-  clip object (shared by every owner's clip of those bytes).
+  clip object (shared by every owner's clip of those bytes);
+- `clipper:webhook-secret:{client}` (hash, no TTL): the client's webhook signing secrets,
+  `current`, `current_since`, and during a rotation `previous`, `previous_until` (see
+  `workers.delivery.secrets`).
 """
 
 from __future__ import annotations
@@ -65,3 +68,8 @@ def content(content_hash: str) -> str:
 def cutting(content_hash: str) -> str:
     """Held by the one job cutting these bytes (see `workers.worker.content_lock`)."""
     return f"{PREFIX}cutting:{content_hash}"
+
+
+def webhook_secret(client: str) -> str:
+    """A client's webhook signing secrets (current, and previous during a rotation)."""
+    return f"{PREFIX}webhook-secret:{client}"

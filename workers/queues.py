@@ -1,8 +1,10 @@
 """Redis connections, queue names and how a clip becomes an RQ job.
 
-Queues are served in the order of `QUEUE_NAMES` (interactive first). Jobs use RQ's JSON
-serializer and carry only the clip id: everything else is read from the clip record, so a
-job id (= clip id) is never reused for a different payload.
+Clip queues are served in the order of `QUEUE_NAMES` (interactive first); webhook deliveries
+have their own queue, `webhooks`, which every worker serves after the clip queues it was
+given (`worker_queue_names`). Jobs use RQ's JSON serializer and carry only the clip id:
+everything else is read from the clip record, so a job id (= clip id) is never reused for a
+different payload.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ QueueName = Literal["interactive", "default", "bulk"]
 QUEUE_NAMES: tuple[QueueName, ...] = get_args(QueueName)
 #: Where a request without a `priority` goes.
 DEFAULT_QUEUE: Final[QueueName] = "default"
+#: Webhook deliveries: short HTTP jobs, kept apart so they never delay a clip.
+WEBHOOK_QUEUE: Final = "webhooks"
+#: Every queue Clipper has, in the order a default worker serves them.
+ALL_QUEUE_NAMES: tuple[str, ...] = (*QUEUE_NAMES, WEBHOOK_QUEUE)
 
 #: Redis socket timeouts: an unreachable Redis must turn into a quick 503, not a hang.
 REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
@@ -56,9 +62,15 @@ def redis_connection(settings: Settings) -> Redis:
 
 def get_queue(name: str, connection: Redis) -> Queue:
     """One of Clipper's queues, with the JSON serializer."""
-    if name not in QUEUE_NAMES:
-        raise ValueError(f"unknown queue {name!r}; expected one of {', '.join(QUEUE_NAMES)}")
+    if name not in ALL_QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}; expected one of {', '.join(ALL_QUEUE_NAMES)}")
     return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def worker_queue_names(names: Sequence[str]) -> list[str]:
+    """What a worker given `names` serves: them in order, then `webhooks` unless named (every
+    worker delivers webhooks, so no deployment can leave them without one)."""
+    return [*names] if WEBHOOK_QUEUE in names else [*names, WEBHOOK_QUEUE]
 
 
 def get_queues(names: Sequence[str], connection: Redis) -> list[Queue]:

@@ -1,31 +1,27 @@
 """Webhooks: a signed POST to the clip's `callback_url` when it succeeds or fails.
 
-Body: `{"event_id", "type": "clip.succeeded"|"clip.failed", "clip": {…the clip resource…}}`.
-Headers: `Clipper-Event-Id`, `Clipper-Timestamp` (Unix seconds) and
-`Clipper-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>`. The secret is per
-client: HMAC-SHA256(CLIPPER_LINK_SECRET, "webhook:" + client name), shown to the client by
-`GET /v1/webhook-secret`. Receivers should recompute the signature over the raw body,
-compare in constant time and refuse timestamps older than a few minutes.
+Body: `{"event_id", "type": "clip.succeeded"|"clip.failed", "clip": {…the clip resource…}}`
+(`workers.delivery.events`). Headers: Standard Webhooks' `webhook-id` (the event id),
+`webhook-timestamp` and `webhook-signature`, signed with the client's secret from Redis
+(and its previous one while a rotation overlaps), plus the deprecated `Clipper-Event-Id`,
+`Clipper-Timestamp` and `Clipper-Signature` (`workers.delivery.signatures`,
+`workers.delivery.secrets`).
 
-Delivery is its own RQ job (queue `interactive`) with back-off retries; the body (with a
-fresh download link) is built at each attempt, so no link sits in Redis. URLs must be
-http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, resolve only to public addresses —
-checked at submit and again right before each delivery, which then connects to the very
-address it checked (SSRF and DNS-rebinding guard). Redirects are not followed.
+Delivery is its own RQ job on the `webhooks` queue, with back-off retries; the body (with a
+fresh download link) is built at each attempt, so no link sits in Redis. A 2xx answer
+within CLIPPER_WEBHOOK_TIMEOUT_SECONDS counts as delivered (`workers.delivery.attempt`).
+URLs must be http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, resolve only to public
+addresses — checked at submit and again right before each delivery, which then connects to
+the very address it checked (SSRF and DNS-rebinding guard). Redirects are not followed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
-import json
 import socket
 import time
-import uuid
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from redis import Redis
 from rq import Retry, get_current_job
 
@@ -33,25 +29,30 @@ from clipper.errors import UnsafeInput
 from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
 from workers import records
+from workers.delivery import attempt, secrets, signatures
+from workers.delivery.events import event_body, new_event_id
 from workers.presenter import clip_resource
-from workers.queues import get_queue, redis_connection
+from workers.queues import WEBHOOK_QUEUE, get_queue, redis_connection
 
 #: Back-off between delivery attempts (then the event is dropped and logged by RQ).
 WEBHOOK_RETRY_INTERVALS_SECONDS = (10, 60, 300, 1800)
-WEBHOOK_QUEUE = "interactive"
+#: RQ's limit for one attempt: far above CLIPPER_WEBHOOK_TIMEOUT_SECONDS (at most 30).
+WEBHOOK_JOB_TIMEOUT_SECONDS = 60
+#: A delivered event's job is kept an hour (for the dashboard), a failed one a week (for
+#: ops to read and retry): never RQ's default of a year in a Redis that does not evict.
+WEBHOOK_RESULT_TTL_SECONDS = 3600
+WEBHOOK_FAILURE_TTL_SECONDS = 7 * 24 * 3600
 MAX_URL_LENGTH = 2048
 
 
-def client_secret(settings: Settings, client: str) -> str:
-    """The client's webhook signing secret (derived, so nothing more to store or rotate)."""
-    key = settings.link_secret.get_secret_value().encode()
-    return hmac.new(key, f"webhook:{client}".encode(), hashlib.sha256).hexdigest()
+#: Sent with every delivery.
+USER_AGENT = "Clipper-Webhook/1"
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The `Clipper-Signature` header value for this body."""
-    message = f"{timestamp}.".encode() + body
-    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def legacy_client_secret(settings: Settings, client: str) -> str:
+    """The client's secret of the deprecated `Clipper-Signature` scheme (derived from the
+    link secret; shown by the deprecated `GET /v1/webhook-secret`)."""
+    return signatures.legacy_secret(settings.link_secret.get_secret_value(), client)
 
 
 def validate_callback_url(url: str, *, allow_private: bool) -> str:
@@ -102,14 +103,16 @@ def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[st
 
 def enqueue_delivery(conn: Redis, clip_id: str, event_type: str) -> str:
     """Queue one webhook event for the clip; returns the event id."""
-    event_id = f"evt_{uuid.uuid4().hex}"
+    event_id = new_event_id()
     get_queue(WEBHOOK_QUEUE, conn).enqueue(
         "workers.webhooks.deliver",
         clip_id,
         event_id,
         event_type,
         job_id=event_id,
-        job_timeout=60,
+        job_timeout=WEBHOOK_JOB_TIMEOUT_SECONDS,
+        result_ttl=WEBHOOK_RESULT_TTL_SECONDS,
+        failure_ttl=WEBHOOK_FAILURE_TTL_SECONDS,
         retry=Retry(
             max=len(WEBHOOK_RETRY_INTERVALS_SECONDS),
             interval=list(WEBHOOK_RETRY_INTERVALS_SECONDS),
@@ -119,10 +122,28 @@ def enqueue_delivery(conn: Redis, clip_id: str, event_type: str) -> str:
     return event_id
 
 
-def deliver(clip_id: str, event_id: str, event_type: str) -> int:
-    """RQ job: POST the signed event; raises (→ retry) on network errors and non-2xx answers.
+def signed_headers(
+    conn: Redis, settings: Settings, client: str, event_id: str, body: bytes
+) -> dict[str, str]:
+    """Every header of one attempt: both signature schemes, signed now."""
+    now = time.time()
+    timestamp = int(now)
+    signing = secrets.load(conn, client, now_unix=now).signing(now)
+    legacy = legacy_client_secret(settings, client)
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        **signatures.standard_headers(event_id, timestamp, body, signing),
+        **signatures.legacy_headers(event_id, timestamp, body, legacy),
+    }
 
-    Queued jobs name it `workers.webhooks.deliver`: it stays at that dotted path."""
+
+def deliver(clip_id: str, event_id: str, event_type: str) -> int:
+    """RQ job: POST the signed event; raises (→ retry) on network errors, non-2xx answers and
+    answers later than CLIPPER_WEBHOOK_TIMEOUT_SECONDS.
+
+    Queued jobs name it `workers.webhooks.deliver` with these three arguments (so did every
+    earlier version): both stay."""
     settings = get_settings()
     conn = redis_connection(settings)
     record = records.load(conn, clip_id)
@@ -138,23 +159,8 @@ def deliver(clip_id: str, event_id: str, event_type: str) -> int:
             job.retries_left = 0  # the address turned private: retrying cannot help
         raise
     clip = clip_resource(record, open_storage(settings), settings)
-    body = json.dumps(
-        {"event_id": event_id, "type": event_type, "clip": clip}, separators=(",", ":")
-    ).encode()
-    timestamp = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Clipper-Webhook/1",
-        "Clipper-Event-Id": event_id,
-        "Clipper-Timestamp": str(timestamp),
-        "Clipper-Signature": sign(client_secret(settings, record.owner), timestamp, body),
-    }
+    body = event_body(event_id, event_type, clip)
+    headers = signed_headers(conn, settings, record.owner, event_id, body)
     url, host_header, extensions = pinned_request(record.callback_url, addresses[0])
-    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
-        request = client.build_request(
-            "POST", url, content=body, headers=headers | host_header, extensions=extensions
-        )
-        response = client.send(request)
-    if not 200 <= response.status_code < 300:
-        raise RuntimeError(f"webhook receiver answered {response.status_code}")
-    return response.status_code
+    post = attempt.Post(url, body, headers | host_header, extensions)
+    return attempt.send(post, timeout_seconds=settings.webhook_timeout_seconds)

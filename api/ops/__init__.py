@@ -13,13 +13,13 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.ops import admin
+from api.ops import admin, webhook_secrets
 from api.ops.dashboard import dashboard_app
 from api.ops.health import Check, FFmpegCheck, health_router
 from api.ops.metrics import ClipperCollector, MetricsMiddleware, build_registry, metrics_router
 from clipper.logs import secrets_from_settings, setup_logging
 from clipper.settings import Settings
-from workers.queues import QUEUE_NAMES
+from workers.queues import ALL_QUEUE_NAMES
 
 #: Level of the JSON log lines the API writes to stderr.
 LOG_LEVEL = "INFO"
@@ -59,7 +59,7 @@ def install_ops(app: FastAPI, settings: Settings) -> None:
         "storage": storage_check,
         "ffmpeg": FFmpegCheck(settings.ffmpeg_path, settings.ffprobe_path),
     }
-    registry, http_metrics = build_registry(ClipperCollector(conn, QUEUE_NAMES))
+    registry, http_metrics = build_registry(ClipperCollector(conn, ALL_QUEUE_NAMES))
     app.state.metrics_registry = registry
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.include_router(metrics_router(registry))
@@ -68,4 +68,5 @@ def install_ops(app: FastAPI, settings: Settings) -> None:
         router.routes = [r for r in router.routes if getattr(r, "path", None) != "/healthz"]
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(webhook_secrets.router)
     app.mount("/dashboard", dashboard_app(settings), name="dashboard")

@@ -23,7 +23,7 @@ from api.problems import ApiProblem
 from clipper.logs import redact
 from workers import keys, metrics, records
 from workers.cancel import request_cancel
-from workers.queues import QUEUE_NAMES, get_queue
+from workers.queues import ALL_QUEUE_NAMES, get_queue
 from workers.records import ClipRecord
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def list_jobs(
 ) -> dict[str, Any]:
     """Jobs in `state` with owner, timestamps and (for failed jobs) the classified reason."""
     found: list[tuple[str, str]] = []
-    for name in QUEUE_NAMES:
+    for name in ALL_QUEUE_NAMES:
         found += [(name, job_id) for job_id in _job_ids(get_queue(name, conn), state)]
     found = found[:limit]
     ids = [job_id for _, job_id in found]

@@ -20,7 +20,7 @@ from api.ops.admin import reopen_failed_clip
 from api.ops.auth import challenge_header, check_authorization
 from clipper.logs import redact
 from clipper.settings import Settings
-from workers.queues import QUEUE_NAMES, get_queue, redis_connection
+from workers.queues import ALL_QUEUE_NAMES, get_queue, redis_connection
 
 #: How often the dashboard's pages poll their JSON, milliseconds.
 POLL_INTERVAL_MS = 2500
@@ -55,7 +55,7 @@ def _keep_clip_records_in_step(conn: Redis) -> Callable[[], None]:
 
 def _queue_or_none(name: str, conn: Redis) -> Queue | None:
     """One of Clipper's queues, or None for a name that is not one."""
-    return get_queue(name, conn) if name in QUEUE_NAMES else None
+    return get_queue(name, conn) if name in ALL_QUEUE_NAMES else None
 
 
 def build_dashboard_flask(settings: Settings) -> Flask:

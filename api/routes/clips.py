@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from api.deps import ClientDep, RedisDep, ServicesDep, SettingsDep, StorageDep
-from api.models import ClipRequest, ClipResource, WebhookSecret
+from api.models import ClipRequest, ClipResource
 from api.problems import ApiProblem
 from workers import metrics, records
 from workers.cancel import request_cancel
@@ -23,7 +23,6 @@ from workers.submit import (
     Submitted,
     submit,
 )
-from workers.webhooks import client_secret
 
 router = APIRouter(prefix="/v1", tags=["clips"])
 
@@ -124,8 +123,3 @@ def cancel_clip(
         raise ApiProblem(409, "clip_finished", f"the clip already {record.status}", field="id")
     return clip_resource(record, storage, settings)
 
-
-@router.get("/webhook-secret", response_model=WebhookSecret, tags=["webhooks"])
-def webhook_secret(client: ClientDep, settings: SettingsDep) -> WebhookSecret:
-    """The secret that signs this client's webhooks (see the README's verification recipe)."""
-    return WebhookSecret(secret=client_secret(settings, client))

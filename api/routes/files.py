@@ -5,7 +5,8 @@ FastAPI dependency returning the `Settings` (a zero-argument function such as
 `clipper.settings.get_settings`, or `api.deps.get_app_settings(request)`). `router` is the
 same built on `clipper.settings.get_settings`.
 
-A link carries `expires` (unix seconds), `filename` and `sig` (see `clipper.storage.links`).
+A link carries `expires` (unix seconds), `filename` and `sig` (see `clipper.storage.links`),
+signed with `CLIPPER_LINK_SECRET` or, during a rotation, `CLIPPER_LINK_SECRET_PREVIOUS`.
 The signature is checked before anything touches the disk; a missing, tampered or expired
 link answers 403 problem+json. The file is streamed by Starlette's FileResponse, which
 handles `Range` (one range → 206 + Content-Range, several → multipart/byteranges,
@@ -101,7 +102,7 @@ def make_files_router(get_settings: Callable[..., Settings | Awaitable[Settings]
     ) -> Response:
         """Stream the object a valid signed link names."""
         verdict = check_local_link(
-            settings.link_secret.get_secret_value(),
+            settings.link_secrets_accepted,
             f"/files/{bucket}/{key}",
             expires=link.expires,
             filename=link.filename,

@@ -54,19 +54,20 @@ def api(host: str, port: int, processes: int) -> None:
     "--queues",
     default="interactive,default,bulk",
     show_default=True,
-    help="comma-separated queues, served in this order",
+    help="comma-separated queues, served in this order; `webhooks` (deliveries) comes last "
+    "unless named",
 )
 @click.option("--burst", is_flag=True, help="exit once the queues are empty")
 def worker(queues: str, burst: bool) -> None:
     """Run an RQ worker for clip jobs and webhook deliveries."""
-    from workers.queues import QUEUE_NAMES
+    from workers.queues import ALL_QUEUE_NAMES
     from workers.worker import run_worker
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = [q for q in names if q not in QUEUE_NAMES]
+    unknown = [q for q in names if q not in ALL_QUEUE_NAMES]
     if unknown or not names:
         raise click.BadParameter(
-            f"queues must be among {', '.join(QUEUE_NAMES)}", param_hint="--queues"
+            f"queues must be among {', '.join(ALL_QUEUE_NAMES)}", param_hint="--queues"
         )
     from clipper.logs import secrets_from_settings, setup_logging
 

@@ -224,10 +224,21 @@ def free_port(host: str = "127.0.0.1", preferred: int | None = None) -> int:
         return port
 
 
-def redis_server_argv(data_dir: Path, port: int, redis_server: str = "redis-server") -> list[str]:
-    """A private, persistent redis-server: AOF on, never evicts (evicting would lose jobs)."""
+def redis_server_argv(
+    data_dir: Path,
+    port: int,
+    redis_server: str = "redis-server",
+    *,
+    config_file: Path | None = None,
+) -> list[str]:
+    """A private, persistent redis-server: AOF on, never evicts (evicting would lose jobs).
+
+    `config_file` (read first, e.g. one holding `requirepass`) keeps secrets off the command
+    line, which every local user can read in /proc."""
+    config = [str(config_file)] if config_file is not None else []
     return [
         redis_server,
+        *config,
         "--bind",
         "127.0.0.1",
         "--port",

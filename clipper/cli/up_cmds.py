@@ -19,8 +19,10 @@ import click
 import httpx
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from clipper.cli.options import option_group
+from clipper.cli.private_redis import PrivateRedis, load_password
 from clipper.cli.sample import SAMPLE_KEY, SAMPLE_TIMECODE, SampleSpec, generate_sample
 from clipper.cli.supervise import (
     Child,
@@ -31,6 +33,7 @@ from clipper.cli.supervise import (
     redis_server_argv,
 )
 from clipper.errors import ClipperError, NotFound
+from clipper.logs import redact
 from clipper.settings import Settings
 
 #: Port of the private Redis; a system Redis usually holds 6379.
@@ -63,7 +66,8 @@ def _child_overrides(settings: Settings, host: str, port: int) -> dict[str, str]
         overrides["public_base_url"] = f"http://{_connect_host(host)}:{port}"
     if "redis_url" not in given:
         redis_port = free_port(preferred=EMBEDDED_REDIS_PORT)
-        overrides["redis_url"] = f"redis://127.0.0.1:{redis_port}/0"
+        private = PrivateRedis(state_dir, redis_port, load_password(state_dir))
+        overrides["redis_url"] = private.url
     return overrides
 
 
@@ -133,8 +137,21 @@ def _clip_request(spec: SampleSpec) -> dict[str, Any]:
     }
 
 
+def _redis_rows(settings: Settings, private: PrivateRedis | None) -> list[tuple[str, str]]:
+    """The banner's Redis lines: our own shows where its password is and how to connect."""
+    if private is None:
+        return [("Redis", redact(settings.redis_url))]
+    where = f"{private.shown_url}   (password in {private.password_file})"
+    return [("Redis", where), ("redis-cli", private.cli_command())]
+
+
 def _print_ready(
-    settings: Settings, api: str, api_key: str, sample: str, body: dict[str, Any]
+    settings: Settings,
+    api: str,
+    api_key: str,
+    sample: str,
+    body: dict[str, Any],
+    private: PrivateRedis | None,
 ) -> None:
     admin_key = next(iter(settings.admin_key_names), "")
     auth = f"Authorization: Bearer {api_key}"
@@ -148,12 +165,12 @@ def _print_ready(
         ("API docs", f"{api}/docs"),
         ("Dashboard", f"{api}/dashboard   (admin key: {admin_key})"),
         ("Metrics", f"{api}/metrics"),
-        ("Redis", settings.redis_url),
+        *_redis_rows(settings, private),
         ("Storage", storage),
         ("API key", f"{api_key}   (client {settings.api_key_names.get(api_key, '?')!r})"),
         ("Sample", sample),
     ]:
-        console.print(f"  [bold]{label:<10}[/] {value}")
+        console.print(f"  [bold]{label:<10}[/] {escape(value)}")
     post = ["curl", "-s", "-X", "POST", f"{api}/v1/clips", "-H", auth]
     post += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
     console.print(f"\nMake a clip of the sample ({body['start']} to {body['end']}, exclusive):")
@@ -204,6 +221,9 @@ class _Up:
 
     def __post_init__(self) -> None:
         self.api = f"http://{_connect_host(self.host)}:{self.port}"
+        own = self.overrides.get("redis_url")
+        #: Our own Redis, when no CLIPPER_REDIS_URL was given.
+        self.private = PrivateRedis.from_url(self.settings.state_dir, own) if own else None
         self.sup = Supervisor(
             grace_seconds=self.grace_seconds,
             say=lambda m: console.print(f"[dim]{m}[/]"),
@@ -252,16 +272,18 @@ class _Up:
     def run(self, worker_count: int, spec: SampleSpec, *, add_sample: bool) -> Child | None:
         """Start everything and serve until stopped; the child that died, if one did."""
         failed = None
-        if "redis_url" in self.overrides:  # no CLIPPER_REDIS_URL given: run our own
-            failed = _start_redis(self.sup, self.settings, self.stop)
+        if self.private is not None:  # no CLIPPER_REDIS_URL given: run our own
+            failed = _start_redis(self.sup, self.settings, self.private, self.stop)
         elif not _redis_answers(self.settings.redis_url):
-            raise click.ClickException(f"Redis at {self.settings.redis_url} does not answer")
+            shown = redact(self.settings.redis_url)
+            raise click.ClickException(f"Redis at {shown} does not answer")
         if failed is None and not self.stop.is_set():
             failed = self._start_service(worker_count, spec if add_sample else None)
         if failed is None and not self.stop.is_set():
             api_key = next(iter(self.settings.api_key_names), "")
             example = _clip_request(spec)
-            _print_ready(self.settings, self.api, api_key, self.sample_result[0], example)
+            sample = self.sample_result[0]
+            _print_ready(self.settings, self.api, api_key, sample, example, self.private)
             failed = self.sup.wait(self.stop)
         return failed
 
@@ -324,7 +346,9 @@ def up(
         sys.exit(1)
 
 
-def _start_redis(sup: Supervisor, settings: Settings, stop: threading.Event) -> Child | None:
+def _start_redis(
+    sup: Supervisor, settings: Settings, private: PrivateRedis, stop: threading.Event
+) -> Child | None:
     """Start the private Redis and wait for it; returns the child if it died instead."""
     server = shutil.which("redis-server")
     if server is None:
@@ -332,10 +356,9 @@ def _start_redis(sup: Supervisor, settings: Settings, stop: threading.Event) -> 
             "redis-server is not installed: run `sudo bash scripts/install-system-deps.sh` "
             "or set CLIPPER_REDIS_URL to an existing Redis"
         )
-    port = int(settings.redis_url.rsplit(":", 1)[1].split("/", 1)[0])
-    data_dir = settings.state_dir / "redis"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    argv = redis_server_argv(data_dir, port, server)
+    port = private.port
+    config = private.write_config()
+    argv = redis_server_argv(private.data_dir, port, server, config_file=config)
     sup.start("redis", argv, tier=0, log_path=settings.state_dir / "logs" / "redis.log")
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     dead = sup.wait(

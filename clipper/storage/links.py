@@ -3,7 +3,8 @@
 A local link looks like
 `{public_base_url}/files/{bucket}/{key}?expires={unix}&filename={name}&sig={hex}`; the
 signature is HMAC-SHA256 with `settings.link_secret` over method, path, expiry and filename
-(see `_string_to_sign`), so none of them can be changed without the link failing.
+(see `_string_to_sign`), so none of them can be changed without the link failing. During a
+rotation of the link secret, links signed with `settings.link_secret_previous` still verify.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import re
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
@@ -106,7 +108,7 @@ def build_local_link(
 
 
 def check_local_link(
-    secret: str,
+    secrets: Sequence[str],
     path: str,
     *,
     expires: str | None,
@@ -114,16 +116,24 @@ def check_local_link(
     signature: str | None,
     now_unix: float | None = None,
 ) -> LinkCheck:
-    """Verify a local link as received (path unencoded); HEAD is checked as GET."""
+    """Verify a local link as received (path unencoded); HEAD is checked as GET.
+
+    `secrets` are every secret a link may be signed with (the current link secret and,
+    during a rotation, the previous one): a signature by any of them is accepted."""
     if not expires or not signature or not signature.isascii() or filename is None:
         return LinkCheck(False, "the link is not signed")
     try:
         expires_unix = int(expires)
     except ValueError:
         return LinkCheck(False, "the link is not signed")
-    expected = sign(secret, "GET", path, expires_unix, filename)
-    # Compare before looking at the expiry so timing says nothing about which part was wrong.
-    if not hmac.compare_digest(expected, signature.lower()):
+    offered = signature.lower()
+    # Compare with every secret, and before looking at the expiry, so timing says nothing
+    # about which secret or which part was wrong.
+    matches = [
+        hmac.compare_digest(sign(secret, "GET", path, expires_unix, filename), offered)
+        for secret in secrets
+    ]
+    if not any(matches):
         return LinkCheck(False, "the link signature does not match")
     if expires_unix <= (time.time() if now_unix is None else now_unix):
         return LinkCheck(False, "the link has expired")

@@ -230,10 +230,39 @@ def test_sources_list_and_probe(api_app: InProcessApp, source_key: str) -> None:
 
 
 def test_webhook_secret_is_per_client(api_app: InProcessApp) -> None:
-    alice = api_app.client("alice").get("/v1/webhook-secret").json()["secret"]
-    bob = api_app.client("bob").get("/v1/webhook-secret").json()["secret"]
-    assert alice != bob
-    assert len(alice) == 64
+    alice = api_app.client("alice").get("/v1/webhooks/secret")
+    assert alice.status_code == 200, alice.text
+    shown = alice.json()
+    assert shown["secret"].startswith("whsec_")
+    assert shown["previous_valid_until"] is None
+    assert shown["since"]
+    bob = api_app.client("bob").get("/v1/webhooks/secret").json()
+    assert bob["secret"] != shown["secret"]
+    assert api_app.client("alice").get("/v1/webhooks/secret").json() == shown  # stored, kept
+    _problem(api_app.client(None).get("/v1/webhooks/secret"), 401)
+
+
+def test_the_legacy_webhook_secret_is_unchanged_and_marked_deprecated(
+    api_app: InProcessApp,
+) -> None:
+    import hashlib
+    import hmac
+
+    answer = api_app.client("alice").get("/v1/webhook-secret")
+    assert answer.status_code == 200
+    assert answer.headers["deprecation"] == "true"
+    assert "/v1/webhooks/secret" in answer.headers["link"]
+    link_secret = api_app.settings.link_secret.get_secret_value().encode()
+    derived = hmac.new(link_secret, b"webhook:alice", hashlib.sha256).hexdigest()
+    # Byte for byte what the previous release answered: receivers may fetch it at run time.
+    assert answer.json() == {
+        "secret": derived,
+        "algorithm": "HMAC-SHA256",
+        "signed_payload": "{Clipper-Timestamp}.{raw body}",
+        "signature_header": "Clipper-Signature: v1=<hex>",
+    }
+    legacy = api_app.client("alice").get("/openapi.json").json()["paths"]["/v1/webhook-secret"]
+    assert legacy["get"]["deprecated"] is True
 
 
 def test_redis_down_is_a_fast_503(

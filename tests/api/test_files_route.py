@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from clipper.settings import Settings
 from clipper.storage.links import build_local_link
@@ -142,3 +143,32 @@ def test_route_is_off_for_s3(
     url = _link(settings, "c.mp4")
     files_api.settings = settings.model_copy(update={"storage": "s3"})
     _assert_problem(httpx.get(url), 404)
+
+
+def test_links_of_the_previous_secret_verify_during_a_rotation(
+    served: tuple[Settings, LocalStorage, bytes], files_api: FilesServer
+) -> None:
+    settings, _, data = served
+    old_link = _link(settings, "c.mp4")
+    old_secret = settings.link_secret
+    # The rotation: a new secret signs, the old one only verifies.
+    new_secret = SecretStr("the-new-link-secret-42")
+    rotated = settings.model_copy(
+        update={"link_secret": new_secret, "link_secret_previous": old_secret}
+    )
+    files_api.settings = rotated
+    assert httpx.get(old_link).content == data
+    fresh, _ = LocalStorage(rotated).download_url("clips", "c.mp4", filename="c.mp4",
+                                                  ttl_seconds=60)  # fmt: skip
+    assert "sig=" in fresh and fresh != old_link
+    assert httpx.get(fresh).content == data
+    # The previous secret never signs: a new link differs from one it would make.
+    assert fresh.split("sig=")[1] != _link(settings, "c.mp4").split("sig=")[1]
+    # An expired link of the previous secret is still expired, a forged one still forged.
+    expired = _link(settings, "c.mp4", expires_in=-5)
+    assert "expired" in str(_assert_problem(httpx.get(expired), 403)["detail"])
+    _assert_problem(httpx.get(old_link.replace("sig=", "sig=00")), 403)
+    # The rotation is over: the previous secret is removed, its links stop working.
+    files_api.settings = rotated.model_copy(update={"link_secret_previous": None})
+    assert "does not match" in str(_assert_problem(httpx.get(old_link), 403)["detail"])
+    assert httpx.get(fresh).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,44 @@ def test_dashboard_requeue_reopens_the_clip_and_delete_is_off(
     deleted = client.post("/dashboard/job/clp_dash_requeue/delete", headers=auth)
     assert deleted.json() == {"status": "DISABLED"}
     assert "clp_dash_requeue" in get_queue("default", conn).get_job_ids()
+
+
+def test_webhook_deliveries_show_in_the_admin_api_and_metrics(
+    client: TestClient, conn: Redis
+) -> None:
+    from workers.webhooks import enqueue_delivery
+
+    event_id = enqueue_delivery(conn, "clp_with_hook", "clip.succeeded")
+    queued = client.get("/v1/admin/jobs?state=queued", headers=bearer(ADMIN[1])).json()
+    assert [(j["id"], j["queue"]) for j in queued["jobs"]] == [(event_id, "webhooks")]
+    assert _sample(client.get("/metrics").text, 'clipper_queue_depth{queue="webhooks"}') == 1
+    auth = basic(*ADMIN)
+    queues = client.get("/dashboard/0/data/queues.json", headers=auth).json()["queues"]
+    assert {q["name"]: q["count"] for q in queues}["webhooks"] == 1
+
+
+def test_an_admin_rotates_a_client_webhook_secret(client: TestClient) -> None:
+    mine = bearer(CLIENT[1])
+    before = client.get("/v1/webhooks/secret", headers=mine).json()
+    rotate = f"/v1/admin/webhook-secrets/{CLIENT[0]}/rotate"
+    assert client.post(rotate, headers=mine).status_code == 403  # a client cannot
+    assert client.post(rotate).status_code == 401
+    missing = client.post("/v1/admin/webhook-secrets/nobody/rotate", headers=bearer(ADMIN[1]))
+    assert missing.status_code == 404
+    assert missing.json()["field"] == "client"
+
+    rotated = client.post(rotate, headers=bearer(ADMIN[1]))
+    assert rotated.status_code == 200, rotated.text
+    answer = rotated.json()
+    assert answer["client"] == CLIENT[0]
+    assert "secret" not in answer  # the client reads it itself
+    until = datetime.fromisoformat(answer["previous_valid_until"])
+    overlap = (until - datetime.fromisoformat(answer["since"])).total_seconds()
+    assert abs(overlap - 24 * 3600) <= 1  # CLIPPER_WEBHOOK_ROTATION_SECONDS
+    after = client.get("/v1/webhooks/secret", headers=mine).json()
+    assert after["secret"] != before["secret"]
+    assert after["previous_valid_until"] == answer["previous_valid_until"]
+
+    at_once = client.post(rotate + "?overlap_seconds=0", headers=bearer(ADMIN[1])).json()
+    assert at_once["previous_valid_until"] is None
+    assert client.get("/v1/webhooks/secret", headers=mine).json()["previous_valid_until"] is None

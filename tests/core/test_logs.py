@@ -97,14 +97,18 @@ def test_secrets_from_settings_cover_keys_and_secrets() -> None:
         api_keys="web:web-secret-111111",
         admin_keys="ops:ops-secret-222222",
         link_secret="link-secret-333333",
+        link_secret_previous="link-secret-previous-555555",
         s3_secret_key="s3-secret-444444",
+        redis_url="redis://:redis-password-666666@127.0.0.1:6390/0",
     )
     found = set(secrets_from_settings(settings))
     assert {
         "web-secret-111111",
         "ops-secret-222222",
         "link-secret-333333",
+        "link-secret-previous-555555",
         "s3-secret-444444",
+        "redis-password-666666",
     } <= found
     assert "web" not in found  # names are not secrets
 

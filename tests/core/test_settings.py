@@ -65,6 +65,24 @@ def test_production_refuses_the_minio_default_secret_only_with_s3() -> None:
     assert ok.s3_secret_key.get_secret_value() == "not-minioadmin"
 
 
+def test_the_previous_link_secret_is_accepted_but_not_the_development_one() -> None:
+    assert Settings().link_secrets_accepted == ["dev-link-secret-change-me"]
+    rotating = Settings(link_secret="new-link-secret-1", link_secret_previous="old-secret-0")
+    assert rotating.link_secrets_accepted == ["new-link-secret-1", "old-secret-0"]
+    with pytest.raises(ValidationError, match="CLIPPER_LINK_SECRET_PREVIOUS"):
+        Settings(env="production", link_secret_previous="dev-link-secret-change-me", **STRONG)
+    assert "old-secret-0" not in repr(rotating)
+
+
+def test_webhook_timeout_and_rotation_limits() -> None:
+    assert Settings().webhook_rotation_seconds == 24 * 3600
+    assert Settings(webhook_rotation_seconds=0).webhook_rotation_seconds == 0
+    with pytest.raises(ValidationError, match="webhook_timeout_seconds"):
+        Settings(webhook_timeout_seconds=31)
+    with pytest.raises(ValidationError, match="webhook_rotation_seconds"):
+        Settings(webhook_rotation_seconds=-1)
+
+
 def test_production_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLIPPER_ENV", "production")
     with pytest.raises(ValidationError, match="default secrets refused"):

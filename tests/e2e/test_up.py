@@ -8,6 +8,7 @@ import os
 import queue
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -20,8 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
-from clipper.cli.supervise import Supervisor, free_port, port_is_free
+from clipper.cli.private_redis import PrivateRedis, load_password
+from clipper.cli.supervise import Supervisor, free_port, port_is_free, redis_server_argv
 from tests.fixtures.services import S3Server
 
 READY = "clipper-up ready "
@@ -189,6 +192,30 @@ def _run_printed_example(up: Up, ready: dict[str, Any], download_dir: Path) -> d
     return clip
 
 
+def _assert_redis_is_private(up: Up) -> None:
+    """The private Redis refuses anyone without the password; the printed redis-cli works."""
+    password_file = up.state_dir / "redis.password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((up.state_dir / "redis").stat().st_mode) == 0o700
+    password = password_file.read_text().strip()
+    line = next(ln.strip() for ln in up.lines if ln.strip().startswith("redis-cli "))
+    command = line.removeprefix("redis-cli").strip()
+    port = int(shlex.split(command)[-1])
+    with pytest.raises(redis.AuthenticationError):  # NOAUTH: no password, no commands
+        redis.Redis(port=port, socket_timeout=5).ping()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port, password="guessed", socket_timeout=5).ping()
+    assert redis.Redis(port=port, password=password, socket_timeout=5).ping()
+    # The banner's command, pasted into a shell.
+    pong = subprocess.run(["sh", "-c", f"{command} ping"], capture_output=True, text=True,
+                          timeout=10, check=True)  # fmt: skip
+    assert pong.stdout.strip() == "PONG"
+    # Neither the password nor a URL holding it is on any command line or in the output.
+    for pid, cmdline in _processes_of(up).items():
+        assert password not in cmdline, (pid, cmdline)
+    assert password not in up.output()
+
+
 @pytest.mark.slow
 def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_path: Path) -> None:
     ready = json.loads(running.wait_for(READY, STARTUP_SECONDS)[len(READY) :])
@@ -201,6 +228,7 @@ def test_up_serves_the_printed_curl_example_and_stops_cleanly(running: Up, tmp_p
 
     clip = _run_printed_example(running, ready, tmp_path / "download")
     assert clip["result"]["download_url"].startswith(f"{api}/files/")  # local storage links
+    _assert_redis_is_private(running)
 
     seen = children | _processes_of(running)
     running.process.send_signal(signal.SIGINT)
@@ -500,9 +528,10 @@ def test_child_settings_follow_the_state_dir_and_what_the_user_gave(
     assert defaults["local_storage_dir"] == str(state / "storage")
     assert defaults["work_dir"] == str(state / "work")
     assert defaults["public_base_url"] == "http://127.0.0.1:8100"
-    assert defaults["redis_url"].startswith("redis://127.0.0.1:")
+    password = (state / "redis.password").read_text().strip()  # made for the private Redis
+    assert defaults["redis_url"].startswith(f"redis://:{password}@127.0.0.1:")
     if port_is_free("127.0.0.1", EMBEDDED_REDIS_PORT):
-        assert defaults["redis_url"] == f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+        assert defaults["redis_url"] == f"redis://:{password}@127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
     assert "storage" not in defaults
 
     given = Settings(
@@ -514,5 +543,46 @@ def test_child_settings_follow_the_state_dir_and_what_the_user_gave(
     overrides = _child_overrides(given, "127.0.0.1", 8100)
     assert "redis_url" not in overrides and "work_dir" not in overrides
     assert overrides["storage"] == "s3"  # S3 connection given: S3 meant
-    explicit = _child_overrides(Settings(storage="local", s3_endpoint="x:1"), "h", 1)
+    local = Settings(state_dir=state, storage="local", s3_endpoint="x:1")
+    explicit = _child_overrides(local, "h", 1)
     assert "storage" not in explicit  # an explicit CLIPPER_STORAGE wins
+
+
+# The private Redis on its own: a real redis-server started as `clipper up` starts it.
+
+
+def test_the_redis_password_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    password = load_password(state)
+    assert len(password) >= 40
+    assert stat.S_IMODE((state / "redis.password").stat().st_mode) == 0o600
+    assert load_password(state) == password  # kept across runs
+    (state / "redis.password").chmod(0o644)  # loosened by hand: tightened again
+    assert load_password(state) == password
+    assert stat.S_IMODE((state / "redis.password").stat().st_mode) == 0o600
+    private = PrivateRedis(state, 6390, password)
+    assert PrivateRedis.from_url(state, private.url) == private
+    assert password not in private.shown_url and password not in private.cli_command()
+
+
+def test_the_private_redis_refuses_connections_without_the_password(tmp_path: Path) -> None:
+    private = PrivateRedis(tmp_path / "state", free_port(), load_password(tmp_path / "state"))
+    argv = redis_server_argv(private.data_dir, private.port, config_file=private.write_config())
+    assert private.password not in " ".join(argv)  # /proc/*/cmdline is world-readable
+    assert stat.S_IMODE((private.data_dir / "clipper-auth.conf").stat().st_mode) == 0o600
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis.from_url(private.url, socket_timeout=5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=private.port, socket_timeout=5).set("rq:queue:default", "x")
+        assert client.ping()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

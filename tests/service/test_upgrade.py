@@ -30,7 +30,9 @@ from rq.serializers import JSONSerializer
 from clipper.settings import get_settings
 from clipper.storage import open_storage
 from tests.fixtures.app import InProcessApp, api_keys_setting, settings_env, upload_source
+from tests.fixtures.receiver import WebhookReceiver, verifies, verifies_legacy
 from tests.fixtures.services import s3_settings
+from workers.queues import QUEUE_NAMES, get_queues, worker_queue_names
 
 MONTH_SECONDS = 30 * 24 * 3600  # the previous version's RECORD_TTL_SECONDS
 DAY_SECONDS = 24 * 3600  # its IDEMPOTENCY_TTL_SECONDS and RQ result TTL
@@ -237,11 +239,9 @@ def _write_full_video_with_webhook(
 
 
 def _work(redis_url: str) -> None:
+    """The current worker's queues (the clip queues, then `webhooks`), in-process."""
     conn = Redis.from_url(redis_url)
-    queues = [
-        Queue(name, connection=conn, serializer=JSONSerializer)
-        for name in ("interactive", "default", "bulk")
-    ]
+    queues = get_queues(worker_queue_names(QUEUE_NAMES), conn)
     SimpleWorker(queues, connection=conn, serializer=JSONSerializer).work(burst=True)
 
 
@@ -288,3 +288,32 @@ def test_queued_work_of_the_previous_version_finishes(
     assert other.status_code == 200
     assert other.json()["id"] != clip["id"]
     assert other.json()["result"]["size_bytes"] == shown["result"]["size_bytes"]
+
+
+def test_a_delivery_queued_by_the_previous_version_is_signed_both_ways(
+    upgraded: InProcessApp, media_h264_mkv: Any
+) -> None:
+    """The previous version queued `workers.webhooks.deliver(clip_id, event_id, event_type)`
+    on `interactive`: the current worker delivers it with Standard Webhooks headers, which
+    the `standardwebhooks` library verifies, and with the old `Clipper-Signature`, which
+    the previous release's recipe verifies with the secret it handed out."""
+    settings = upgraded.settings
+    source_key = f"upgrade/{uuid.uuid4().hex[:8]}/a.mkv"
+    upload_source(settings, source_key, media_h264_mkv.path)
+    etag = open_storage(settings).stat_source(source_key).etag
+    conn = upgraded.redis
+    bob = upgraded.client("bob")
+    legacy_secret = bob.get("/v1/webhook-secret").json()["secret"]
+    with WebhookReceiver() as receiver:
+        size = media_h264_mkv.path.stat().st_size
+        clip_id = _write_full_video_with_webhook(conn, source_key, etag, size, receiver.url)
+        (event_id,) = Queue("interactive", connection=conn).get_job_ids()
+        _work(settings.redis_url)
+        delivery = receiver.next(timeout=10)
+    event = json.loads(delivery.body)
+    assert (event["event_id"], event["type"], event["clip"]["id"]) == (
+        event_id, "clip.succeeded", clip_id,
+    )  # fmt: skip
+    assert delivery.header("webhook-id") == event_id
+    assert verifies(bob.get("/v1/webhooks/secret").json()["secret"], delivery)
+    assert verifies_legacy(legacy_secret, delivery)

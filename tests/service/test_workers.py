@@ -16,10 +16,11 @@ from clipper.errors import UnsafeInput
 from clipper.settings import Settings
 from clipper.spec import Accuracy, CutSpec, Preset, Segment
 from workers import records
+from workers.delivery.signatures import legacy_signature
 from workers.queues import job_timeout_seconds
 from workers.submit.clipspec import body_hash, content_hash
 from workers.submit.request import ClipRequest
-from workers.webhooks import client_secret, sign, validate_callback_url
+from workers.webhooks import legacy_client_secret, validate_callback_url
 from workers.worker.progress import ProgressWriter, eta_seconds, overall_percent
 
 
@@ -98,13 +99,15 @@ def test_body_hash_ignores_key_order() -> None:
     assert body_hash({"a": 1}) != body_hash({"a": 2})
 
 
-def test_signature_matches_an_independent_hmac() -> None:
+def test_legacy_signature_matches_an_independent_hmac() -> None:
     settings = Settings(link_secret=SecretStr("s3cret-for-tests"))
-    secret = client_secret(settings, "alice")
-    assert secret != client_secret(settings, "bob")
+    secret = legacy_client_secret(settings, "alice")
+    assert secret != legacy_client_secret(settings, "bob")
+    derived = hmac.new(b"s3cret-for-tests", b"webhook:alice", hashlib.sha256).hexdigest()
+    assert secret == derived  # what the previous release derived, so receivers keep it
     body = b'{"x":1}'
     expected = hmac.new(secret.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign(secret, 1700000000, body) == f"v1={expected}"
+    assert legacy_signature(secret, 1700000000, body) == f"v1={expected}"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from rq.serializers import JSONSerializer
 from clipper.lifetime import die_with_parent
 from clipper.settings import Settings
 from workers.metrics import RedactingWorkerMixin
-from workers.queues import QUEUE_NAMES, get_queues, redis_connection
+from workers.queues import QUEUE_NAMES, get_queues, redis_connection, worker_queue_names
 
 
 class ClipWorker(RedactingWorkerMixin, Worker):
@@ -38,11 +38,12 @@ class ClipWorker(RedactingWorkerMixin, Worker):
 
 
 def build_worker(settings: Settings, queue_names: Sequence[str] = QUEUE_NAMES) -> ClipWorker:
-    """A worker for these queues (served in the order given)."""
+    """A worker for these queues (served in the order given), then webhook deliveries."""
     conn = redis_connection(settings)
     # RQ's worker blocks on BLPOP longer than our short API socket timeout.
     conn.connection_pool.connection_kwargs["socket_timeout"] = None
-    return ClipWorker(get_queues(queue_names, conn), connection=conn, serializer=JSONSerializer)
+    queues = get_queues(worker_queue_names(queue_names), conn)
+    return ClipWorker(queues, connection=conn, serializer=JSONSerializer)
 
 
 def run_worker(
