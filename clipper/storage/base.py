@@ -72,6 +72,11 @@ class Storage(Protocol):
         """One clip, or None when it does not exist (the dedup check)."""
         ...
 
+    def abort_clip_uploads(self, key: str) -> int:
+        """Abort what a killed writer of this clip left unfinished (S3 multipart uploads,
+        local temp files); returns how many. The finished object, if any, stays."""
+        ...
+
     def delete_clip(self, key: str) -> None:
         """Remove a clip; deleting a missing clip is not an error."""
 
