@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     ffmpeg_threads: int = Field(default=0, ge=0)
+    #: Kill an FFmpeg that reports no progress for this long (a transient timeout); 0 = off.
+    ffmpeg_stall_seconds: float = Field(default=60.0, ge=0)
 
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
