@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     s3_public_endpoint: str | None = None
+    #: Multipart part size of uploads (S3 allows 5 MiB … 5 GiB); smaller files go in one PUT.
+    s3_part_size_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     source_bucket: str = "clipper-sources"
     clip_bucket: str = "clipper-clips"
     local_storage_dir: Path = Path("var/storage")

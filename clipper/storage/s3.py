@@ -41,8 +41,6 @@ READ_TIMEOUT_SECONDS = 30.0
 #: Retries inside one call (connection errors and 5xx); the job queue retries longer outages.
 HTTP_RETRIES = 1
 
-#: Multipart part size for clip and source uploads; smaller files go up in one PUT.
-PART_SIZE_BYTES = 64 * 1024 * 1024
 
 #: What a client reads when the store fails (the endpoint is operator detail).
 STORAGE_UNAVAILABLE = "storage unavailable"
@@ -87,7 +85,7 @@ class S3Storage:
         settings: Settings,
         *,
         http_client: urllib3.PoolManager | None = None,
-        part_size_bytes: int = PART_SIZE_BYTES,
+        part_size_bytes: int | None = None,
     ) -> None:
         pool = http_client or http_pool()
         secret = settings.s3_secret_key.get_secret_value()
@@ -116,7 +114,7 @@ class S3Storage:
             "sources": settings.source_bucket,
             "clips": settings.clip_bucket,
         }
-        self._part_size_bytes = part_size_bytes
+        self._part_size_bytes = part_size_bytes or settings.s3_part_size_bytes
 
     def ensure_buckets(self) -> None:
         """Create the source and clip buckets when missing."""

@@ -14,12 +14,13 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from clipper.storage import open_storage
 from tests.fixtures.app import upload_source
 from tests.fixtures.faults import (
     FaultFigures,
@@ -177,3 +178,248 @@ def test_whole_worker_sigkilled_mid_ffmpeg_new_worker_recovers(
         temp_cleared_s=temp_cleared_s, scheduler_back_s=scheduler_s, running_again_s=running_s,
         succeeded_s=_since(killed), **figures,
     )  # fmt: skip
+
+
+def test_redis_killed_and_restarted_under_submit_load(
+    fault_stack: StackFactory, media_h264_mp4: Any, fault_figures: FaultFigures
+) -> None:
+    import threading
+
+    stack = fault_stack()
+    key = _source(stack, media_h264_mp4.path)
+    answers: list[tuple[float, int, dict[str, str], Any]] = []
+    stop = threading.Event()
+
+    def submit_loop(offset: int) -> None:
+        client = stack.client()
+        n = 0
+        while not stop.is_set():
+            start = round(0.5 + (offset + 4 * n) * 0.01, 3)
+            body = {"source": key, "start": start, "end": start + 1.0, "accuracy": "fast"}
+            sent = time.monotonic()
+            try:
+                response = client.post("/v1/clips", json=body)
+                answers.append((sent, response.status_code, dict(response.headers),
+                                response.json()))  # fmt: skip
+            except Exception as exc:  # a crashed or hung API is a failure too
+                answers.append((sent, -1, {}, repr(exc)))
+            n += 1
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=submit_loop, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3.0)
+    killed = time.monotonic()
+    stack.redis_server.kill()
+    time.sleep(4.0)
+    stack.redis_server.start()  # replays the AOF; returns once PING answers
+    up = time.monotonic()
+    time.sleep(4.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+    statuses = [code for _, code, _, _ in answers]
+    assert all(code in (200, 202, 503) for code in statuses), [
+        a for a in answers if a[1] not in (200, 202, 503)
+    ]
+    unavailable = [a for a in answers if a[1] == 503]
+    assert unavailable, "no submit met the outage"
+    for sent, _, headers, body in unavailable:
+        assert headers.get("retry-after"), headers
+        assert body["code"] == "unavailable"
+        # Only while Redis was down (a request sent just before the restart may still fail).
+        assert killed - 0.5 <= sent <= up + 1.0, (sent - killed, up - killed)
+    accepted = [body["id"] for _, code, _, body in answers if code in (200, 202)]
+    assert len(accepted) > len(unavailable) / 2
+
+    def all_done() -> bool:
+        from workers import records
+
+        found = [records.load(stack.redis, clip_id) for clip_id in accepted]
+        return all(r is not None and r.status == "succeeded" for r in found)
+
+    assert eventually(all_done, 150, step=1.0), stack.logs()
+    finished_s = _since(up)
+    assert all(proc.poll() is None for proc in stack.workers), stack.logs()
+
+    def scheduler_beating() -> bool:
+        holder = stack.redis.get("rq:scheduler-lock:default")
+        if holder is None:
+            return False
+        beat = stack.redis.hget(f"rq:scheduler:{holder.decode()}", "last_heartbeat")
+        if beat is None:
+            return False
+        from rq.utils import utcparse
+
+        return (rq_now() - utcparse(beat.decode())).total_seconds() < 3
+
+    from rq.utils import now as rq_now
+
+    assert eventually(scheduler_beating, 30), stack.logs()
+    fault_figures.record(
+        "Redis SIGKILL + restart (AOF) under submit load",
+        outage_s=up - killed, submits=len(answers), accepted=len(accepted),
+        answered_503=len(unavailable), answered_5xx_other=0,
+        all_finished_after_restart_s=finished_s, scheduler_back=True,
+        objects=len(stack.clip_objects()), open_uploads=stack.open_uploads(),
+        temp_entries=len(temp_entries(stack.work_dir)), processes=stack.processes(),
+    )  # fmt: skip
+
+
+def test_s3_stopped_during_the_upload(
+    fault_stack: StackFactory, long_source: Path, fault_figures: FaultFigures
+) -> None:
+    # 5 MiB parts and a throttled link: a 12 MB clip goes up in parts for a few seconds.
+    stack = fault_stack(s3_part_size_bytes=5 * 1024 * 1024)
+    direct = stack.settings.model_copy(update={"s3_endpoint": stack.settings.s3_public_endpoint})
+    key = f"faults/{uuid.uuid4().hex[:8]}.mp4"
+    upload_source(direct, key, long_source)
+    stack.s3_proxy.upload_bytes_per_second = 3 * 1024 * 1024
+    client = stack.client()
+    body = {"source": key, "start": 0, "end": 50, "accuracy": "fast"}
+    clip_id = client.post("/v1/clips", json=body).json()["id"]
+
+    def uploading() -> bool:
+        record = _record(stack, clip_id)
+        return record["progress"].get("phase") == "uploading" and (
+            stack.s3_proxy.bytes_from_client > 6 * 1024 * 1024  # past the first part
+        )
+
+    assert eventually(uploading, 60, step=0.05), stack.logs()
+    stack.s3_proxy.stop()
+    stopped = time.monotonic()
+    seen: list[dict[str, Any]] = []
+    while _since(stopped) < 3.0:
+        seen.append(client.get(f"/v1/clips/{clip_id}").json())
+        assert client.get(f"/v1/clips/{clip_id}/download").status_code == 409
+        time.sleep(0.2)
+    dangling = stack.open_uploads(direct)
+    stack.s3_proxy.upload_bytes_per_second = None
+    stack.s3_proxy.start()
+    back = time.monotonic()
+    assert all(s["status"] != "succeeded" and s["result"] is None for s in seen)
+    retrying = [s for s in seen if s["status"] == "queued"]
+    assert retrying, seen[-1]
+    error = retrying[-1]["error"]
+    assert error["retrying"] is True and error["message"] == "storage unavailable", error
+    assert open_storage(direct).stat_clip(_object_key(stack, clip_id)) is None
+
+    done = stack.wait_for(client, clip_id, ("succeeded", "failed"), 90)
+    assert done["status"] == "succeeded", f"{done}\n{stack.logs()}"
+    info = open_storage(direct).stat_clip(_object_key(stack, clip_id))
+    assert info is not None and info.size_bytes == done["result"]["size_bytes"]
+    assert "-" in info.etag  # went up in parts
+    figures = _settle_and_measure(stack, client, clip_id)
+    fault_figures.record(
+        "S3 stopped mid-upload (multipart)",
+        outage_s=back - stopped, open_uploads_during_outage=dangling,
+        succeeded_after_restore_s=_since(back), object_bytes=info.size_bytes, **figures,
+    )  # fmt: skip
+
+
+def _object_key(stack: FaultStack, clip_id: str) -> str:
+    from workers import records
+
+    record = records.load(stack.redis, clip_id)
+    assert record is not None
+    return record.object_key
+
+
+def _stalling_ffmpeg(folder: Path) -> Path:
+    """An `ffmpeg` whose first cutting run (one with -progress) freezes after a second (SIGSTOP:
+    alive, silent), as FFmpeg does on a read that never returns; later runs are normal."""
+    marker = folder / "stalled-once"
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -progress "*)\n'
+        f'  if [ ! -e "{marker}" ]; then\n'
+        f'    : > "{marker}"\n'
+        '    ffmpeg "$@" & pid=$!\n'
+        f'    sleep 1; kill -STOP $pid; : > "{marker}.stopped"; wait $pid; exit $?\n'
+        "  fi;;\n"
+        "esac\n"
+        'exec ffmpeg "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_a_stalled_ffmpeg_is_killed_and_retried(
+    fault_stack: StackFactory, long_source: Path, tmp_path: Path, fault_figures: FaultFigures
+) -> None:
+    wrapper = _stalling_ffmpeg(tmp_path)
+    stack = fault_stack(ffmpeg_path=str(wrapper), ffmpeg_stall_seconds=2.0, ffmpeg_threads=1)
+    client = stack.client()
+    body = {"source": _source(stack, long_source), "start": 0, "end": 40, "preset": "mp4"}
+    clip_id = client.post("/v1/clips", json=body).json()["id"]
+    assert eventually(lambda: (tmp_path / "stalled-once.stopped").exists(), 60, 0.02), stack.logs()
+    stalled = time.monotonic()
+
+    requeued = stack.wait_for(client, clip_id, ("queued", "failed", "succeeded"), 30)
+    killed_s = _since(stalled)
+    assert requeued["status"] == "queued", requeued
+    error = requeued["error"]
+    assert error["code"] == "timeout" and error["retrying"] is True, error
+    assert error["message"] == "FFmpeg reported no progress for 2 s and was killed"
+    # Its last progress line came up to half a second before it froze.
+    assert 1.0 <= killed_s < 5.0, killed_s
+    # The frozen FFmpeg is gone (SIGKILL reaches a stopped process), and its folder with it.
+    assert eventually(lambda: not ffmpeg_pids(stack.work_dir), 5), ffmpeg_pids(stack.work_dir)
+    assert eventually(lambda: not temp_entries(stack.work_dir), 5), temp_entries(stack.work_dir)
+    assert stack.clip_objects() == []
+    figures = _settle_and_measure(stack, client, clip_id)
+    fault_figures.record(
+        "FFmpeg stalls (SIGSTOP), watchdog 2 s",
+        killed_after_stall_s=killed_s, succeeded_after_stall_s=_since(stalled), **figures
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 48 MiB tmpfs (unmounted after the test): a work disk that fills up for real."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount_point)]
+    subprocess.run(mount, check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_work_disk_is_a_transient_failure(
+    fault_stack: StackFactory, long_source: Path, small_disk: Path, fault_figures: FaultFigures
+) -> None:
+    stack = fault_stack(work_dir=small_disk, ffmpeg_threads=1)
+    filler = small_disk / "filler"
+    free = os.statvfs(small_disk)
+    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 256 * 1024))  # 256 KiB left
+    client = stack.client()
+    body = {"source": _source(stack, long_source), "start": 0, "end": 20, "preset": "mp4"}
+    clip_id = client.post("/v1/clips", json=body).json()["id"]
+
+    def first_attempt_over() -> dict[str, Any] | None:
+        resource: dict[str, Any] = client.get(f"/v1/clips/{clip_id}").json()
+        return resource if resource["error"] or resource["status"] == "succeeded" else None
+
+    requeued = eventually(first_attempt_over, 60)
+    assert requeued is not None, stack.logs()
+    failed_at = time.monotonic()
+    assert requeued["status"] == "queued", requeued
+    error = requeued["error"]
+    assert error["code"] == "disk_full" and error["retrying"] is True, error
+    assert "<" not in error["message"] and "/" not in error["message"], error
+    # Nothing partial: the attempt's folder is gone, nothing reached storage.
+    assert eventually(lambda: temp_entries(small_disk) == ["filler"], 5), temp_entries(small_disk)
+    assert stack.clip_objects() == []
+    filler.unlink()  # the operator frees space; the retry (5 s back-off) goes through
+    figures = _settle_and_measure(stack, client, clip_id)
+    fault_figures.record(
+        "work disk full (48 MiB tmpfs, 256 KiB free)",
+        error=error["code"], succeeded_after_space_freed_s=_since(failed_at), **figures
+    )

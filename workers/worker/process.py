@@ -201,13 +201,14 @@ def run_worker(
     # Folders that killed jobs on this host left behind (their lock died with them).
     workdirs.sweep(settings.work_dir or Path(tempfile.gettempdir()))
     while True:
-        worker = build_worker(settings, queue_names)
+        worker: ClipWorker | None = None
+        worked = False
         try:
+            worker = build_worker(settings, queue_names)  # registers with Redis already
             worked = bool(worker.work(burst=burst, with_scheduler=True))
         except RedisError as exc:
             log.error("worker stopped: Redis unavailable (%s)", type(exc).__name__)
-            worked = False
-        if burst or worker._shutdown_requested_date is not None:
+        if burst or (worker is not None and worker._shutdown_requested_date is not None):
             return worked
         if _stop_requested_while_waiting(RESTART_DELAY_SECONDS):
             return worked
