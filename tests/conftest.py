@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.app",
     "tests.fixtures.faults",
+    "tests.fixtures.leaks",
 ]

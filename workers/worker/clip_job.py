@@ -35,6 +35,7 @@ from rq.timeouts import JobTimeoutException
 from clipper import engine
 from clipper.engine import EngineConfig
 from clipper.errors import BadRequest, Canceled, ClipperError, TransientError
+from clipper.logs import public_text
 from clipper.settings import Settings, get_settings
 from clipper.storage import Storage, open_storage
 from workers import keys, metrics, records
@@ -246,8 +247,10 @@ def _provenance(
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
+    """What the clip record (and so the client) says about a failure: the problem, never an
+    internal host, path or URL (the traceback RQ stores keeps those, redacted)."""
     if isinstance(exc, ClipperError):
-        return exc.to_dict()
+        return exc.to_dict() | {"message": public_text(exc.message)}
     if isinstance(exc, JobTimeoutException):
         return {"code": "timeout", "message": "the job ran past its time limit", "field": None}
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -36,7 +35,7 @@ from pathlib import Path
 from clipper.engine.context import DEFAULT_CONTEXT, RunContext
 from clipper.errors import Canceled, EngineError, Timeout, WorkDiskFull
 from clipper.lifetime import die_with_parent
-from clipper.logs import redact
+from clipper.logs import public_text, redact
 
 #: How much of FFmpeg's stderr is kept for error messages.
 STDERR_TAIL_LINES = 40
@@ -47,17 +46,6 @@ PUBLIC_TAIL_LINES = 3
 #: What FFmpeg prints when the disk it writes to is full (ENOSPC).
 DISK_FULL_TEXT = "No space left on device"
 
-# What must not reach a client: URLs (signed storage links, tcp://host:port), `file:` and
-# absolute paths (work folders, storage folders), IP addresses, host names FFmpeg failed to
-# resolve, and the pointer values in FFmpeg's `[demuxer @ 0x…]` log prefixes.
-_URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*:(?://|/)[^\s'"]+|\bfile:[^\s'"]+""")
-_PATH = re.compile(r"""(?<![\w.:/-])/[^\s'"]+""")
-_ADDRESS = re.compile(
-    r"\[[0-9a-fA-F:]*:[0-9a-fA-F:]*\](?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
-)
-_HOSTNAME = re.compile(r"(resolve host(?:name)?\s+)[^\s:]+", re.IGNORECASE)
-_POINTER = re.compile(r"\s@\s0x[0-9a-fA-F]+\]")
-_LEADING_NAME = re.compile(r"^(?:<url>|<file>)[:.,]?\s*")
 
 @dataclass(frozen=True)
 class RunResult:
@@ -66,26 +54,6 @@ class RunResult:
     stdout: str
     stderr_tail: str
     elapsed_seconds: float
-
-
-def public_text(text: str) -> str:
-    """`text` (FFmpeg's words) without URLs, paths, addresses or host names."""
-    lines = []
-    for line in text.splitlines():
-        line = _POINTER.sub("]", line)
-        line = _URL.sub(lambda m: "<url>" + _trailing(m.group()), line)
-        line = _PATH.sub(lambda m: "<file>" + _trailing(m.group()), line)
-        line = _ADDRESS.sub("<address>", line)
-        line = _HOSTNAME.sub(r"\1<host>", line)
-        line = _LEADING_NAME.sub("", line.strip())
-        if line:
-            lines.append(line)
-    return "\n".join(lines)
-
-
-def _trailing(match: str) -> str:
-    """The punctuation FFmpeg puts after a name (`url: message`), kept outside the name."""
-    return match[len(match.rstrip(":.,;)")) :]
 
 
 def _failure(argv: Sequence[str], code: int, stderr_tail: str) -> EngineError | WorkDiskFull:
