@@ -127,8 +127,25 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation_error", detail, field=first, errors=errors)
 
 
+#: FastAPI's 400 for a body its JSON parser gave up on (the cause is chained).
+_BODY_PARSE_DETAIL = "There was an error parsing the body"
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse:
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        detail = "the body is nested too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        detail = "the body is not valid UTF-8"
+    else:
+        detail = "the body is not valid JSON"
+    return problem_response(400, "invalid_body", detail, field="body")
+
+
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_PARSE_DETAIL:
+        return _unparsable_body(exc)
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
         exc.status_code, "http_error"
     )

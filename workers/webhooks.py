@@ -9,16 +9,17 @@ compare in constant time and refuse timestamps older than a few minutes.
 
 Delivery is its own RQ job (queue `interactive`) with back-off retries; the body (with a
 fresh download link) is built at each attempt, so no link sits in Redis. URLs must be
-http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, resolve only to public addresses —
-checked at submit and again right before each delivery, which then connects to the very
-address it checked (SSRF and DNS-rebinding guard). Redirects are not followed.
+http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, every address their host resolves to must
+be public (`clipper.addresses`: IPv4 inside IPv6 forms judged too) — checked at submit and
+again right before each delivery, which then connects only to the addresses it checked, one
+after the other until one answers (SSRF and DNS-rebinding guard). Redirects are not
+followed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 import time
@@ -29,6 +30,7 @@ import httpx
 from redis import Redis
 from rq import Retry, get_current_job
 
+from clipper.addresses import is_public_address
 from clipper.errors import UnsafeInput
 from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
@@ -78,8 +80,10 @@ def checked_addresses(url: str, *, allow_private: bool) -> list[str]:
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as exc:
         raise UnsafeInput("callback_url host does not resolve", field="callback_url") from exc
-    addresses = [str(info[4][0]) for info in infos]
-    if not allow_private and not all(ipaddress.ip_address(a).is_global for a in addresses):
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise UnsafeInput("callback_url host does not resolve", field="callback_url")
+    if not allow_private and not all(is_public_address(a) for a in addresses):
         raise UnsafeInput(
             "callback_url must resolve to public addresses only", field="callback_url"
         )
@@ -149,12 +153,26 @@ def deliver(clip_id: str, event_id: str, event_type: str) -> int:
         "Clipper-Timestamp": str(timestamp),
         "Clipper-Signature": sign(client_secret(settings, record.owner), timestamp, body),
     }
-    url, host_header, extensions = pinned_request(record.callback_url, addresses[0])
-    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
-        request = client.build_request(
-            "POST", url, content=body, headers=headers | host_header, extensions=extensions
-        )
-        response = client.send(request)
+    response = _post_to_first_answering(record.callback_url, addresses, body, headers, settings)
     if not 200 <= response.status_code < 300:
         raise RuntimeError(f"webhook receiver answered {response.status_code}")
     return response.status_code
+
+
+def _post_to_first_answering(
+    url: str, addresses: list[str], body: bytes, headers: dict[str, str], settings: Settings
+) -> httpx.Response:
+    """POST to each checked address in turn until one accepts the connection."""
+    failure: httpx.TransportError | None = None
+    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+        for address in addresses:
+            pinned, host_header, extensions = pinned_request(url, address)
+            request = client.build_request(
+                "POST", pinned, content=body, headers=headers | host_header, extensions=extensions
+            )
+            try:
+                return client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure = exc  # nothing was sent: the next address may answer
+    assert failure is not None
+    raise failure
