@@ -423,3 +423,41 @@ def test_a_full_work_disk_is_a_transient_failure(
         "work disk full (48 MiB tmpfs, 256 KiB free)",
         error=error["code"], succeeded_after_space_freed_s=_since(failed_at), **figures
     )
+
+
+def _failing_once_ffmpeg(folder: Path) -> Path:
+    """An `ffmpeg` whose first cutting run fails like a full disk (a transient error)."""
+    marker = folder / "failed-once"
+    script = folder / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ ! -e "{marker}" ] && case " $* " in *" -progress "*) true;; *) false;; esac; then\n'
+        f'  : > "{marker}"; echo "av_interleaved_write_frame(): No space left on device" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        'exec ffmpeg "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_a_retry_runs_when_the_worker_that_scheduled_it_is_gone(
+    fault_stack: StackFactory, media_h264_mp4: Any, tmp_path: Path, fault_figures: FaultFigures
+) -> None:
+    stack = fault_stack(ffmpeg_path=str(_failing_once_ffmpeg(tmp_path)))
+    client = stack.client()
+    body = {"source": _source(stack, media_h264_mp4.path), "start": 1, "end": 3}
+    clip_id = client.post("/v1/clips", json=body).json()["id"]
+    due = eventually(lambda: stack.redis.zscore("rq:scheduled:default", clip_id), 30, 0.02)
+    assert due, stack.logs()  # the first attempt failed; its worker scheduled the retry
+    first_start = _record(stack, clip_id)["started_at"]
+    stack.kill_worker_group(stack.workers[0])  # with its scheduler, which held the lock
+    stack.start_worker()
+    assert eventually(lambda: _restarted(stack, clip_id, first_start), 90 + 10), stack.logs()
+    late_s = time.time() - due
+    assert late_s <= 90, late_s
+    figures = _settle_and_measure(stack, client, clip_id)
+    fault_figures.record(
+        "retry due after its scheduling worker was SIGKILLed",
+        ran_after_due_s=late_s, **figures,
+    )
