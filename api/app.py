@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api.deps import Services, get_app_settings
 from api.inline_submit import InlineSubmits
+from api.limits import BodyLimit
 from api.ops import install_ops
 from api.problems import install_problem_handlers
 from api.routes import clips, sources, webhooks
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inline=InlineSubmits.from_settings(settings, app.state.storage, source_stats),
     )
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit)  # inside the metrics middleware: 413s are counted too
 
     @app.get("/healthz", tags=["ops"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -54,11 +54,14 @@ class ClipResult(BaseModel):
 
 
 class ClipError(BaseModel):
-    """Why a clip failed or stopped."""
+    """Why a clip failed or stopped, or why its last attempt did (`retrying`)."""
 
     code: str
     message: str
     field: str | None = None
+    retrying: bool = Field(
+        default=False, description="the clip is queued again: another attempt follows"
+    )
 
 
 class ClipResource(BaseModel):

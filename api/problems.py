@@ -24,6 +24,7 @@ from clipper.errors import (
     NotFound,
     TransientError,
 )
+from clipper.logs import public_text, redact
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,25 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation_error", detail, field=first, errors=errors)
 
 
+#: FastAPI's 400 for a body its JSON parser gave up on (the cause is chained).
+_BODY_PARSE_DETAIL = "There was an error parsing the body"
+
+
+def _unparsable_body(exc: StarletteHTTPException) -> JSONResponse:
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        detail = "the body is nested too deeply"
+    elif isinstance(cause, UnicodeDecodeError):
+        detail = "the body is not valid UTF-8"
+    else:
+        detail = "the body is not valid JSON"
+    return problem_response(400, "invalid_body", detail, field="body")
+
+
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_PARSE_DETAIL:
+        return _unparsable_body(exc)
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
         exc.status_code, "http_error"
     )
@@ -139,16 +157,20 @@ async def _api_problem(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.code, exc.detail, field=exc.field, headers=exc.headers)
 
 
-async def _clipper(_: Request, exc: Exception) -> JSONResponse:
+async def _clipper(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClipperError)
+    if exc.detail:  # operators get what the client does not: the redacted detail
+        log.warning("%s %s: %s", request.method, request.url.path, redact(str(exc)))
     if isinstance(exc, TransientError):
         return unavailable("a storage or network dependency is unavailable; retry later")
+    # The message names the problem; public_text makes sure no internal name slipped in.
+    detail = public_text(exc.message)
     if isinstance(exc, NotFound):
-        return problem_response(404, exc.code, exc.message, field=exc.field)
+        return problem_response(404, exc.code, detail, field=exc.field)
     if isinstance(exc, InvalidMedia):
-        return problem_response(422, exc.code, exc.message, field=exc.field or "source")
+        return problem_response(422, exc.code, detail, field=exc.field or "source")
     if isinstance(exc, BadRequest):
-        return problem_response(422, exc.code, exc.message, field=exc.field)
+        return problem_response(422, exc.code, detail, field=exc.field)
     log.error("unexpected %s: %s", type(exc).__name__, exc.code)
     return problem_response(500, exc.code, "the request could not be completed")
 

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 class ClipperError(Exception):
     """Base class: `code` is a stable machine-readable name, `retryable` says whether trying
-    the same work again later can succeed."""
+    the same work again later can succeed.
+
+    `message` is what clients see (API answers, a clip's `error`): it names the problem and
+    never an internal host, port, bucket, object path or URL. `detail` is for operators only:
+    it joins the message in `str(exc)`, so logs and the stored traceback (dashboard, admin
+    API) carry it, redacted like every log line.
+    """
 
     code = "clipper_error"
     retryable = False
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, field: str | None = None, detail: str = "") -> None:
+        super().__init__(f"{message} [{detail}]" if detail else message)
         self.message = message
         self.field = field
+        self.detail = detail
 
     def to_dict(self) -> dict[str, str | None]:
+        """What clients see: code, message and field (never the operator detail)."""
         return {"code": self.code, "message": self.message, "field": self.field}
 
 
@@ -70,6 +78,12 @@ class Timeout(TransientError):
     """FFmpeg ran past its wall-clock limit and was killed."""
 
     code = "timeout"
+
+
+class WorkDiskFull(TransientError):
+    """The disk a cut writes its temp files to is full (ENOSPC); space may free up."""
+
+    code = "disk_full"
 
 
 class Canceled(ClipperError):

@@ -1,8 +1,11 @@
-"""Structured JSON logs and redaction of secrets (signed-link signatures, credentials, keys).
+"""Structured JSON logs, redaction of secrets (signed-link signatures, credentials, keys), and
+the public form of an error text (no internal names).
 
 `redact(text)` is pure apart from the process-wide set of known secrets that
 `register_secrets()` fills at start-up; the engine can run FFmpeg's error text through it
-before the text reaches an exception, a log line or a job record.
+before the text reaches an exception, a log line or a job record. `public_text(text)` is
+pure: what a client may read of FFmpeg's or a dependency's words (URLs, paths, addresses
+and host names taken out); operators keep the redacted original.
 """
 
 from __future__ import annotations
@@ -51,6 +54,40 @@ _TRIGGER = re.compile(
     rf"(?i)[?&;](?:{_SIGNATURE_PARAM_NAMES})=|authorization|bearer|://"
     r"|passw(?:or)?d|secret|api_?key|private_key"
 )
+
+# What `public_text` keeps from a client: URLs (signed storage links, tcp://host:port),
+# `file:` and absolute paths (work folders, storage folders), IP addresses, host names that
+# failed to resolve, and the pointer values in FFmpeg's `[demuxer @ 0x…]` log prefixes.
+_URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*:(?://|/)[^\s'"]+|\bfile:[^\s'"]+""")
+_PATH = re.compile(r"""(?<![\w.:/-])/[^\s'"]+""")
+_ADDRESS = re.compile(
+    r"\[[0-9a-fA-F:]*:[0-9a-fA-F:]*\](?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+)
+_HOSTNAME = re.compile(r"(resolve host(?:name)?\s+)[^\s:]+", re.IGNORECASE)
+_POINTER = re.compile(r"\s@\s0x[0-9a-fA-F]+\]")
+_LEADING_NAME = re.compile(r"^(?:<url>|<file>)[:.,]?\s*")
+
+
+def public_text(text: str) -> str:
+    """`text` (FFmpeg's or a dependency's words) without URLs, paths, addresses or host
+    names; `name: message` lines lose the name."""
+    lines = []
+    for line in text.splitlines():
+        line = _POINTER.sub("]", line)
+        line = _URL.sub(lambda m: "<url>" + _trailing(m.group()), line)
+        line = _PATH.sub(lambda m: "<file>" + _trailing(m.group()), line)
+        line = _ADDRESS.sub("<address>", line)
+        line = _HOSTNAME.sub(r"\1<host>", line)
+        line = _LEADING_NAME.sub("", line.strip())
+        if line:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _trailing(match: str) -> str:
+    """The punctuation FFmpeg puts after a name (`url: message`), kept outside the name."""
+    return match[len(match.rstrip(":.,;)")) :]
+
 
 _secrets_lock = threading.Lock()
 _known_secrets: frozenset[str] = frozenset()

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     s3_public_endpoint: str | None = None
+    #: Multipart part size of uploads (S3 allows 5 MiB … 5 GiB); smaller files go in one PUT.
+    s3_part_size_bytes: int = Field(default=64 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
     source_bucket: str = "clipper-sources"
     clip_bucket: str = "clipper-clips"
     local_storage_dir: Path = Path("var/storage")
@@ -76,6 +78,8 @@ class Settings(BaseSettings):
     ffmpeg_path: str = "ffmpeg"
     ffprobe_path: str = "ffprobe"
     ffmpeg_threads: int = Field(default=0, ge=0)
+    #: Kill an FFmpeg that reports no progress for this long (a transient timeout); 0 = off.
+    ffmpeg_stall_seconds: float = Field(default=60.0, ge=0)
 
     webhook_allow_private: bool = False
     #: One delivery attempt counts when a 2xx answer arrives within this time.

@@ -210,24 +210,30 @@ def _seconds(value: float | int | str, *, field: str) -> Fraction:
         # repr is the shortest decimal that round-trips: 65.2 means 652/10, not 65.2000000000000028.
         seconds = Fraction(repr(value))
     elif isinstance(value, str):
-        text = value.strip()
-        if text.startswith("-"):
-            raise BadRequest(f"{value!r}: a time must not be negative", field=field)
-        if _SECONDS_RE.match(text):
-            seconds = Fraction(text.lstrip("+"))
-        elif ":" in text:
-            seconds = parse_clock(text, field=field)
-        else:
-            raise BadRequest(
-                f"{value!r} is not a time: use seconds (65.2), HH:MM:SS.mmm, "
-                "HH:MM:SS:FF or drop-frame HH:MM:SS;FF",
-                field=field,
-            )
+        seconds = _seconds_of_text(value, field=field)
     else:
         raise BadRequest(f"{value!r} is not a time", field=field)
     if seconds < 0:
         raise BadRequest(f"{value!r}: a time must not be negative", field=field)
     return seconds
+
+
+def _seconds_of_text(value: str, *, field: str) -> Fraction:
+    text = value.strip()
+    if text.startswith("-"):
+        raise BadRequest(f"{value!r}: a time must not be negative", field=field)
+    if _SECONDS_RE.match(text):
+        try:
+            return Fraction(text.lstrip("+"))
+        except ValueError:  # more digits than Python converts (4300)
+            raise BadRequest("the time has too many digits", field=field) from None
+    if ":" in text:
+        return parse_clock(text, field=field)
+    raise BadRequest(
+        f"{value!r} is not a time: use seconds (65.2), HH:MM:SS.mmm, "
+        "HH:MM:SS:FF or drop-frame HH:MM:SS;FF",
+        field=field,
+    )
 
 
 def frame_to_seconds(index: int, rate: Fraction) -> Fraction:

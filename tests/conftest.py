@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.fixtures.media",
     "tests.fixtures.services",
     "tests.fixtures.app",
+    "tests.fixtures.faults",
+    "tests.fixtures.leaks",
 ]

@@ -12,7 +12,9 @@ Shared (imported by the API and by the worker):
 
 Worker-only (never imported by `api`; tests/core/test_layering.py holds both rules):
 
-- `worker/` the worker process, the clip job, the one-cut-per-content lock, progress;
-- `jobs` the clip job's RQ entry point. Queued jobs name their function by dotted path, so
-  `workers.jobs.run_clip` and `workers.webhooks.deliver` stay where they are.
+- `worker/` the worker process and its scheduler, the clip job, the one-cut-per-content lock,
+  progress, job work folders, and the recovery of clips whose worker died;
+- `jobs` the clip job's RQ entry points. Queued jobs name their functions by dotted path, so
+  `workers.jobs.run_clip`, `workers.jobs.on_clip_failure` and `workers.webhooks.deliver`
+  stay where they are.
 """

@@ -14,7 +14,7 @@ from typing import Final, Literal, get_args
 
 from redis import Redis
 from redis.client import Pipeline
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -44,6 +44,12 @@ JOB_SECONDS_PER_CLIP_SECOND_TRANSCODE = 4.0
 
 #: Back-off between retries of transient failures (storage or network trouble).
 RETRY_INTERVALS_SECONDS = (5, 30, 120)
+
+#: The clip job's failure callback, by dotted path: RQ calls it with `AbandonedJobError` when
+#: a job's worker died (see `workers.worker.recovery`); the API never imports it.
+CLIP_FAILURE_CALLBACK = "workers.jobs.on_clip_failure"
+#: Time limit of that callback (it writes the record and aborts unfinished uploads).
+CLIP_FAILURE_CALLBACK_TIMEOUT_SECONDS = 30
 
 #: Keep RQ's own job data for a day; the clip record is what clients read.
 JOB_RESULT_TTL_SECONDS = 24 * 3600
@@ -104,6 +110,7 @@ def enqueue_clip(
         result_ttl=JOB_RESULT_TTL_SECONDS,
         failure_ttl=JOB_FAILURE_TTL_SECONDS,
         retry=Retry(max=len(RETRY_INTERVALS_SECONDS), interval=list(RETRY_INTERVALS_SECONDS)),
+        on_failure=Callback(CLIP_FAILURE_CALLBACK, timeout=CLIP_FAILURE_CALLBACK_TIMEOUT_SECONDS),
         description=f"clip {clip_id}",
         pipeline=pipeline,
     )

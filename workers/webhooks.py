@@ -10,21 +10,24 @@ Body: `{"event_id", "type": "clip.succeeded"|"clip.failed", "clip": {…the clip
 Delivery is its own RQ job on the `webhooks` queue, with back-off retries; the body (with a
 fresh download link) is built at each attempt, so no link sits in Redis. A 2xx answer
 within CLIPPER_WEBHOOK_TIMEOUT_SECONDS counts as delivered (`workers.delivery.attempt`).
-URLs must be http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, resolve only to public
-addresses — checked at submit and again right before each delivery, which then connects to
-the very address it checked (SSRF and DNS-rebinding guard). Redirects are not followed.
+URLs must be http(s) and, unless CLIPPER_WEBHOOK_ALLOW_PRIVATE, every address their host
+resolves to must be public (`clipper.addresses`: IPv4 inside IPv6 forms judged too) —
+checked at submit and again right before each delivery, which then connects only to the
+addresses it checked, one after the other until one answers (SSRF and DNS-rebinding
+guard). Redirects are not followed.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from redis import Redis
 from rq import Retry, get_current_job
 
+from clipper.addresses import is_public_address
 from clipper.errors import UnsafeInput
 from clipper.settings import Settings, get_settings
 from clipper.storage import open_storage
@@ -79,8 +82,10 @@ def checked_addresses(url: str, *, allow_private: bool) -> list[str]:
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as exc:
         raise UnsafeInput("callback_url host does not resolve", field="callback_url") from exc
-    addresses = [str(info[4][0]) for info in infos]
-    if not allow_private and not all(ipaddress.ip_address(a).is_global for a in addresses):
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise UnsafeInput("callback_url host does not resolve", field="callback_url")
+    if not allow_private and not all(is_public_address(a) for a in addresses):
         raise UnsafeInput(
             "callback_url must resolve to public addresses only", field="callback_url"
         )
@@ -161,6 +166,20 @@ def deliver(clip_id: str, event_id: str, event_type: str) -> int:
     clip = clip_resource(record, open_storage(settings), settings)
     body = event_body(event_id, event_type, clip)
     headers = signed_headers(conn, settings, record.owner, event_id, body)
-    url, host_header, extensions = pinned_request(record.callback_url, addresses[0])
-    post = attempt.Post(url, body, headers | host_header, extensions)
-    return attempt.send(post, timeout_seconds=settings.webhook_timeout_seconds)
+    return _send_to_first_answering(record.callback_url, addresses, body, headers, settings)
+
+
+def _send_to_first_answering(
+    url: str, addresses: list[str], body: bytes, headers: dict[str, str], settings: Settings
+) -> int:
+    """POST to each checked address in turn until one accepts the connection."""
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        pinned, host_header, extensions = pinned_request(url, address)
+        post = attempt.Post(pinned, body, headers | host_header, extensions)
+        try:
+            return attempt.send(post, timeout_seconds=settings.webhook_timeout_seconds)
+        except httpx.ConnectError as exc:
+            failure = exc  # nothing was sent: the next address may answer
+    assert failure is not None
+    raise failure

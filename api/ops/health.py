@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import threading
 import time
@@ -13,7 +14,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from clipper.logs import redact
+from clipper.logs import public_text, redact
+
+log = logging.getLogger(__name__)
 
 #: Longest a single readiness probe may take; a hung dependency is as bad as a dead one.
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -76,7 +79,11 @@ async def _run_check(name: str, check: Check) -> dict[str, Any]:
     except TimeoutError:
         result = {"ready": False, "error": f"no answer within {CHECK_TIMEOUT_SECONDS} s"}
     except Exception as exc:  # any failure of a dependency means "not ready", with the reason
-        result = {"ready": False, "error": redact(f"{type(exc).__name__}: {exc}")}
+        # The answer is public (load balancers call it): the reason without internal names;
+        # the log line keeps the redacted detail (which host, which port).
+        log.warning("readiness: %s not ready: %s", name, redact(f"{type(exc).__name__}: {exc}"))
+        reason = getattr(exc, "message", None) or str(exc)
+        result = {"ready": False, "error": public_text(f"{type(exc).__name__}: {reason}")}
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
 

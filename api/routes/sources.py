@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from api.deps import ClientDep, RedisDep, SettingsDep, StorageDep
 from api.models import SourceDetail, SourceItem, SourceList
@@ -16,6 +17,14 @@ from clipper.storage.base import validate_prefix
 from workers.probe_cache import PROBE_LINK_TTL_SECONDS, cached_probe
 
 router = APIRouter(prefix="/v1", tags=["sources"])
+
+#: Most points one probe looks for keyframes around.
+MAX_NEAR_POINTS = 10
+#: Longest source time a point may name (a week of media; longer is never a real source).
+MAX_NEAR_SECONDS = 7 * 24 * 3600.0
+
+#: A point of `?near=`: finite seconds from the first frame, validated like the body's times.
+NearPoint = Annotated[float, Field(ge=0, le=MAX_NEAR_SECONDS, allow_inf_nan=False)]
 
 
 @router.get("/sources", response_model=SourceList)
@@ -49,7 +58,10 @@ def get_source(
     conn: RedisDep,
     storage: StorageDep,
     settings: SettingsDep,
-    near: Annotated[list[float] | None, Query(description="seconds; repeatable")] = None,
+    near: Annotated[
+        list[NearPoint] | None,
+        Query(max_length=MAX_NEAR_POINTS, description="seconds; repeatable, at most 10"),
+    ] = None,
 ) -> SourceDetail:
     """Probe one source: duration, streams, frame rate, start timecode, keyframes near ?near=T."""
     try:
@@ -65,9 +77,9 @@ def get_source(
     keyframes: dict[str, list[float]] = {}
     if near:
         url = storage.source_input_url(key, ttl_seconds=PROBE_LINK_TTL_SECONDS)
-        found = engine.keyframes_near(url, media, list(near[:10]), config=config)
+        found = engine.keyframes_near(url, media, list(near), config=config)
         # One sorted list for all points: callers pick the ones around each point.
-        keyframes = {f"{t:g}": [k for k in found if abs(k - t) <= 30.0] for t in near[:10]}
+        keyframes = {f"{t:g}": [k for k in found if abs(k - t) <= 30.0] for t in near}
     data: dict[str, Any] = media.to_dict()
     return SourceDetail(
         key=key,

@@ -19,6 +19,8 @@ ProgressFn = Callable[[str, float], None]
 #: Per-process wall-clock limit when the config sets none: base plus a multiple of the clip.
 TIMEOUT_BASE_SECONDS = 120.0
 TIMEOUT_PER_CLIP_SECOND = 10.0
+#: The stall watchdog's limit when nothing else is configured (CLIPPER_FFMPEG_STALL_SECONDS).
+DEFAULT_STALL_SECONDS = 60.0
 
 
 class CancelFlag(Protocol):
@@ -40,6 +42,8 @@ class EngineConfig:
     timeout_seconds: float | None = None  # None = derived from the clip length
     #: Copy the span a cut needs into a local file first: "auto" for http(s) sources.
     stage: Literal["auto", "always", "never"] = "auto"
+    #: Kill an FFmpeg that prints no `-progress` line for this long (None: never).
+    stall_seconds: float | None = DEFAULT_STALL_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -49,6 +53,7 @@ class EngineConfig:
             ffprobe_path=settings.ffprobe_path,
             threads=settings.ffmpeg_threads,
             work_dir=settings.work_dir,
+            stall_seconds=settings.ffmpeg_stall_seconds or None,
         )
 
     def timeout_for(self, clip_seconds: float) -> float:

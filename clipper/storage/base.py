@@ -72,6 +72,11 @@ class Storage(Protocol):
         """One clip, or None when it does not exist (the dedup check)."""
         ...
 
+    def abort_clip_uploads(self, key: str) -> int:
+        """Abort what a killed writer of this clip left unfinished (S3 multipart uploads,
+        local temp files); returns how many. The finished object, if any, stays."""
+        ...
+
     def delete_clip(self, key: str) -> None:
         """Remove a clip; deleting a missing clip is not an error."""
 
@@ -106,7 +111,7 @@ def validate_prefix(prefix: str) -> str:
     if not prefix:
         return prefix
     # A prefix may end in '/' (a folder) but otherwise follows the key rules.
-    validate_key(prefix[:-1] + "x" if prefix.endswith("/") else prefix)
+    validate_key(prefix + "x" if prefix.endswith("/") else prefix)
     return prefix
 
 
@@ -146,4 +151,5 @@ def decode_metadata_value(value: str) -> str:
 
 
 def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or ch == "\x00"
+    # Cs: a lone surrogate (JSON's "\ud800") cannot even be encoded for a store.
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") or ch == "\x00"

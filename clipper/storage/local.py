@@ -72,7 +72,9 @@ class LocalStorage:
         """Readiness: every folder exists and is writable."""
         for folder in [self._root / b for b in BUCKETS] + [self._root / ".tmp"]:
             if not folder.is_dir() or not os.access(folder, os.W_OK):
-                raise TransientError(f"storage folder {folder.name!r} is missing or read-only")
+                raise TransientError(
+                    "storage unavailable", detail=f"folder {folder} is missing or read-only"
+                )
 
     def list_sources(self, prefix: str = "", limit: int = 1000) -> list[ObjectInfo]:
         """Sources whose key starts with `prefix`, sorted by key, at most `limit`."""
@@ -103,6 +105,14 @@ class LocalStorage:
     ) -> ObjectInfo:
         """Store a verified clip with its provenance metadata."""
         return self._put("clips", key, path, metadata, content_type)
+
+    def abort_clip_uploads(self, key: str) -> int:
+        """Remove temp files a killed writer of this clip left in `.tmp/`."""
+        validate_key(key)
+        leftovers = list((self._root / ".tmp").glob(_temp_prefix("clips", key) + "*"))
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     def stat_clip(self, key: str) -> ObjectInfo | None:
         """One clip, or None when missing."""
@@ -196,7 +206,7 @@ class LocalStorage:
         clean = normalize_metadata(metadata)
         with source.open("rb") as src, self._errors(key):
             target.parent.mkdir(parents=True, exist_ok=True)
-            with self._temp_file() as (tmp, handle):
+            with self._temp_file(bucket, key) as (tmp, handle):
                 etag = _md5(src, copy_to=handle)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -217,7 +227,7 @@ class LocalStorage:
     ) -> None:
         meta = self._meta_path(bucket, key)
         meta.parent.mkdir(parents=True, exist_ok=True)
-        with self._temp_file() as (tmp, handle):
+        with self._temp_file(bucket, key) as (tmp, handle):
             handle.write(json.dumps(data, sort_keys=True).encode())
             handle.flush()
             if overwrite:
@@ -228,10 +238,10 @@ class LocalStorage:
                     os.link(tmp, meta)
 
     @contextlib.contextmanager
-    def _temp_file(self) -> Iterator[tuple[Path, BinaryIO]]:
+    def _temp_file(self, bucket: Bucket, key: str) -> Iterator[tuple[Path, BinaryIO]]:
         tmp_dir = self._root / ".tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=_temp_prefix(bucket, key))
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -245,10 +255,18 @@ class LocalStorage:
             yield
         except (NotADirectoryError, IsADirectoryError, FileExistsError):
             raise BadRequest(
-                f"object key {key!r} collides with an existing key", field="key"
+                "the object key collides with an existing key", field="key", detail=key
             ) from None
         except OSError as exc:
-            raise TransientError(f"local storage write failed ({exc.strerror})") from None
+            raise TransientError(
+                "storage unavailable", detail=f"local write of {key!r} failed: {exc.strerror}"
+            ) from None
+
+
+def _temp_prefix(bucket: Bucket, key: str) -> str:
+    """Temp files of one object share a prefix, so a killed writer's leftovers can be found."""
+    digest = hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()[:16]
+    return f"put-{digest}-"
 
 
 def _inside(base: Path, relative: str) -> Path:

@@ -41,8 +41,9 @@ READ_TIMEOUT_SECONDS = 30.0
 #: Retries inside one call (connection errors and 5xx); the job queue retries longer outages.
 HTTP_RETRIES = 1
 
-#: Multipart part size for clip and source uploads; smaller files go up in one PUT.
-PART_SIZE_BYTES = 64 * 1024 * 1024
+
+#: What a client reads when the store fails (the endpoint is operator detail).
+STORAGE_UNAVAILABLE = "storage unavailable"
 
 # A missing bucket is not the client's fault (nothing was set up): it stays a TransientError.
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})
@@ -84,7 +85,7 @@ class S3Storage:
         settings: Settings,
         *,
         http_client: urllib3.PoolManager | None = None,
-        part_size_bytes: int = PART_SIZE_BYTES,
+        part_size_bytes: int | None = None,
     ) -> None:
         pool = http_client or http_pool()
         secret = settings.s3_secret_key.get_secret_value()
@@ -113,7 +114,7 @@ class S3Storage:
             "sources": settings.source_bucket,
             "clips": settings.clip_bucket,
         }
-        self._part_size_bytes = part_size_bytes
+        self._part_size_bytes = part_size_bytes or settings.s3_part_size_bytes
 
     def ensure_buckets(self) -> None:
         """Create the source and clip buckets when missing."""
@@ -134,7 +135,7 @@ class S3Storage:
             with self._errors("check bucket"):
                 exists = self._client.bucket_exists(name)
             if not exists:
-                raise TransientError(f"storage bucket {name!r} does not exist")
+                raise TransientError(STORAGE_UNAVAILABLE, detail=f"bucket {name!r} does not exist")
 
     def list_sources(self, prefix: str = "", limit: int = 1000) -> list[ObjectInfo]:
         """Sources whose key starts with `prefix`, sorted by key, at most `limit`."""
@@ -182,6 +183,21 @@ class S3Storage:
     ) -> ObjectInfo:
         """Upload a verified clip with provenance metadata (multipart when large)."""
         return self._put("clips", key, path, metadata, content_type)
+
+    def abort_clip_uploads(self, key: str) -> int:
+        """Abort unfinished multipart uploads of a clip (a killed job leaves its parts)."""
+        validate_key(key)
+        bucket = self._buckets["clips"]
+        aborted = 0
+        with self._errors("abort uploads", key=key):
+            # minio has no public call for these two S3 requests (ListMultipartUploads,
+            # AbortMultipartUpload); its own put_object uses the same private ones.
+            listing = self._client._list_multipart_uploads(bucket, prefix=key)
+            for upload in listing.uploads:
+                if upload.object_name == key and upload.upload_id:
+                    self._client._abort_multipart_upload(bucket, key, upload.upload_id)
+                    aborted += 1
+        return aborted
 
     def stat_clip(self, key: str) -> ObjectInfo | None:
         """One clip, or None when missing."""
@@ -268,22 +284,25 @@ class S3Storage:
 
     @contextlib.contextmanager
     def _errors(self, operation: str, *, key: str | None = None) -> Iterator[None]:
-        """Map minio/urllib3 failures onto the taxonomy; messages name no URL or secret."""
+        """Map minio/urllib3 failures onto the taxonomy. Clients read `storage unavailable`;
+        the endpoint and the failing call are operator detail (logs, stored tracebacks)."""
         try:
             yield
         except S3Error as exc:
             _raise_s3_error(exc, operation, key)
         except (ServerError, InvalidResponseError) as exc:
             raise TransientError(
-                f"storage {operation} failed: server answered {type(exc).__name__}"
+                STORAGE_UNAVAILABLE,
+                detail=f"{operation} failed: {self._endpoint} answered {type(exc).__name__}",
             ) from None
         except (urllib3.exceptions.HTTPError, MinioException, OSError) as exc:
             raise TransientError(
-                f"storage {operation} failed: {self._endpoint} unreachable ({type(exc).__name__})"
+                STORAGE_UNAVAILABLE,
+                detail=f"{operation} failed: {self._endpoint} unreachable ({type(exc).__name__})",
             ) from None
 
 
 def _raise_s3_error(exc: S3Error, operation: str, key: str | None) -> NoReturn:
     if exc.code in _MISSING_CODES and key is not None:
         raise NotFound(f"object {key!r} not found") from None
-    raise TransientError(f"storage {operation} failed: {exc.code}") from None
+    raise TransientError(STORAGE_UNAVAILABLE, detail=f"{operation} failed: {exc.code}") from None

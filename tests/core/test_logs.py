@@ -14,6 +14,7 @@ from clipper.logs import (
     JsonFormatter,
     clear_secrets,
     log_state_change,
+    public_text,
     redact,
     redact_value,
     register_secrets,
@@ -232,3 +233,27 @@ def test_non_json_extras_are_redacted_as_their_text() -> None:
     entry = json.loads(line)
     assert "clipper-sources/talk.mp4" in entry["target"]
     assert entry["when"] == ["x", 1]
+
+
+@pytest.mark.parametrize(
+    ("text", "public"),
+    [
+        ("http://127.0.0.1:43317/src-abc/k.mp4?X-Amz-Signature=x: Invalid data found",
+         "Invalid data found"),
+        ("file:/tmp/clipper-clp_1-ab/part-000.ts: No such file or directory",
+         "No such file or directory"),
+        ("[tcp @ 0x5600a] Connection to tcp://10.0.0.5:9000?timeout=0 failed: Connection refused",
+         "[tcp] Connection to <url> failed: Connection refused"),
+        ("Error opening output file /var/lib/clipper/work/out.mp4.",
+         "Error opening output file <file>."),
+        ("Failed to resolve hostname minio.internal: Name or service not known",
+         "Failed to resolve hostname <host>: Name or service not known"),
+        ("Error 111 connecting to 10.1.2.3:6379. Connection refused.",
+         "Error 111 connecting to <address>. Connection refused."),
+        ("end 9.5 is past the end of the source (5.0 s)",
+         "end 9.5 is past the end of the source (5.0 s)"),
+        ("no source with key 'press/2024-05-01.mp4'", "no source with key 'press/2024-05-01.mp4'"),
+    ],
+)  # fmt: skip
+def test_public_text_keeps_the_problem_and_drops_internal_names(text: str, public: str) -> None:
+    assert public_text(text) == public

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from clipper.engine.context import RunContext
+from clipper.engine.context import EngineConfig, RunContext
 from clipper.engine.ffmpeg import inputs
 from clipper.engine.ffmpeg import runner as ffmpeg
-from clipper.errors import Canceled, EngineError, Timeout, UnsafeInput
+from clipper.errors import Canceled, EngineError, Timeout, UnsafeInput, WorkDiskFull
 
 # An FFmpeg that runs until stopped: an endless generated source into the null muxer.
 ENDLESS = [
@@ -170,3 +170,39 @@ def test_ffmpeg_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_process_that_stops_reporting_progress_is_killed() -> None:
+    # Prints one progress line, then hangs: with -progress on its command line, a stall.
+    argv = ["sh", "-c", "echo out_time_us=1000; exec sleep 60", "-progress"]
+    ctx = RunContext(EngineConfig(stall_seconds=0.5))
+    started = time.monotonic()
+    with pytest.raises(Timeout) as err:
+        ffmpeg.run(argv, ctx, expected_seconds=10)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert err.value.message == "FFmpeg reported no progress for 0.5 s and was killed"
+    assert err.value.retryable
+
+
+def test_the_stall_watchdog_leaves_silent_processes_alone() -> None:
+    # No -progress (ffprobe, captured output): only the wall-clock timeout applies.
+    ctx = RunContext(EngineConfig(stall_seconds=0.2))
+    result = ffmpeg.run(["sh", "-c", "sleep 0.6; echo done"], ctx, capture_stdout=True)
+    assert result.stdout == "done\n"
+
+
+def test_error_messages_name_the_problem_not_internal_addresses() -> None:
+    url = "http://127.0.0.1:43317/src-0123456789ab/hostile/random.mp4?X-Amz-Signature=abcdef"
+    script = f"echo '{url}: Invalid data found when processing input' >&2; exit 1"
+    with pytest.raises(EngineError) as err:
+        ffmpeg.run(["sh", "-c", script])
+    assert err.value.message == "Invalid data found when processing input"
+    assert "127.0.0.1:43317/src-0123456789ab" in err.value.detail  # for operators
+    assert "abcdef" not in err.value.detail and "abcdef" not in str(err.value)
+
+
+def test_a_full_disk_is_a_transient_failure() -> None:
+    script = "echo 'av_interleaved_write_frame(): No space left on device' >&2; exit 1"
+    with pytest.raises(WorkDiskFull) as err:
+        ffmpeg.run(["sh", "-c", script])
+    assert err.value.retryable and err.value.code == "disk_full"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -196,29 +195,6 @@ def test_progress_writer_throttles_and_never_goes_back(redis_url: str) -> None:
     third = records.load(conn, clip_id)
     assert third is not None and third.progress["phase"] == "verifying"
     assert third.progress["percent"] >= second.progress["percent"]
-
-
-def test_sweep_removes_folders_of_clips_no_longer_running(redis_url: str, tmp_path: Path) -> None:
-    from workers.worker.clip_job import WORK_DIR_PREFIX, _sweep_stale_work_dirs
-
-    conn = Redis.from_url(redis_url)
-    running, canceled = records.new_clip_id(), records.new_clip_id()
-    for clip_id, status in ((running, "running"), (canceled, "canceled")):
-        records.save(conn, _record(clip_id))
-        records.update_if_status(conn, clip_id, ("queued",), status=status)
-    folders = {
-        name: tmp_path / f"{WORK_DIR_PREFIX}{name}-x1"
-        for name in (running, canceled, records.new_clip_id())
-    }
-    for folder in folders.values():
-        (folder / ".clipper-tmp").mkdir(parents=True)
-        (folder / ".clipper-tmp" / "part.mp4").write_bytes(b"x")
-    unrelated = tmp_path / "someone-elses"
-    unrelated.mkdir()
-    _sweep_stale_work_dirs(conn, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [folders[running].name, unrelated.name]
-    )
 
 
 def test_delivery_connects_to_the_checked_address() -> None:

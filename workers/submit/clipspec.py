@@ -11,6 +11,7 @@ import hashlib
 import json
 import posixpath
 import re
+import unicodedata
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -23,15 +24,25 @@ from workers.submit.request import ClipRequest
 
 MAX_FILENAME_LENGTH = 200
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\"]')
+#: Unicode categories refused in a download name, as in object keys: controls, format
+#: characters (bidi overrides such as U+202E make `exe.mp4` look like `mp4.exe`, zero-width
+#: joiners hide text), lone surrogates, private use, line and paragraph separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
 def validate_filename(filename: str) -> str:
-    """Refuse download names that could inject headers or paths."""
+    """Refuse download names that could inject headers or paths, or disguise themselves."""
     if not filename.strip() or len(filename) > MAX_FILENAME_LENGTH:
         raise UnsafeInput(f"filename must be 1..{MAX_FILENAME_LENGTH} characters", field="filename")
     if _UNSAFE_FILENAME.search(filename) or filename in (".", ".."):
         raise UnsafeInput(
             "filename must not contain control characters, quotes or slashes", field="filename"
+        )
+    if any(unicodedata.category(ch) in _UNSAFE_CATEGORIES for ch in filename):
+        raise UnsafeInput(
+            "filename must not contain format characters (bidi overrides, zero-width, "
+            "private use) or separators",
+            field="filename",
         )
     return filename
 

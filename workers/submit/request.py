@@ -8,6 +8,7 @@ earlier versions store the same dump, so they validate too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -16,16 +17,31 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from clipper.spec import Accuracy, CutSpec, Preset, Segment, TimecodeOrigin
 from workers.queues import DEFAULT_QUEUE, QueueName
 
+#: Longest time string accepted ("HH:MM:SS.mmm" and SMPTE are 11-12 characters).
+MAX_TIME_TEXT_LENGTH = 32
 
-def _not_bool(value: Any) -> Any:
-    # JSON true/false would otherwise pass as 1.0/0.0 seconds.
+
+def _a_time(value: Any) -> Any:
+    # JSON true/false would otherwise pass as 1.0/0.0 seconds; NaN, Infinity and 1e999 (which
+    # Python's JSON parser reads as inf) are numbers that name no frame.
     if isinstance(value, bool):
         raise ValueError("a time is a number of seconds or a timecode string")
+    if isinstance(value, int | float) and not _finite(value):
+        raise ValueError("a time must be a finite number of seconds")
+    if isinstance(value, str) and len(value) > MAX_TIME_TEXT_LENGTH:
+        raise ValueError(f"a time is at most {MAX_TIME_TEXT_LENGTH} characters")
     return value
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int beyond float's range (JSON allows 1 followed by 400 zeros)
+        return False
+
+
 #: seconds (65.2), "HH:MM:SS.mmm", SMPTE "HH:MM:SS:FF" or drop-frame "HH:MM:SS;FF".
-TimeValue = Annotated[float | str, BeforeValidator(_not_bool)]
+TimeValue = Annotated[float | str, BeforeValidator(_a_time)]
 
 _TIME_DOC = 'seconds (65.2), "HH:MM:SS.mmm", SMPTE "HH:MM:SS:FF" or drop-frame "HH:MM:SS;FF"'
 

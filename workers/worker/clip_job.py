@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +35,7 @@ from rq.timeouts import JobTimeoutException
 from clipper import engine
 from clipper.engine import EngineConfig
 from clipper.errors import BadRequest, Canceled, ClipperError, TransientError
+from clipper.logs import public_text
 from clipper.settings import Settings, get_settings
 from clipper.storage import Storage, open_storage
 from workers import keys, metrics, records
@@ -44,13 +45,11 @@ from workers.queues import redis_connection
 from workers.records import ClipRecord
 from workers.submit.request import ClipRequest
 from workers.webhooks import enqueue_delivery
-from workers.worker import content_lock
+from workers.worker import content_lock, workdirs
 from workers.worker.progress import ProgressWriter
 
 log = logging.getLogger(__name__)
 
-#: Name prefix of a job's temp folder (followed by the clip id) under CLIPPER_WORK_DIR.
-WORK_DIR_PREFIX = "clipper-"
 #: Extra life of the source link beyond the job timeout (retries start a new link).
 SOURCE_LINK_MARGIN_SECONDS = 600
 
@@ -155,37 +154,38 @@ def _cut_and_store(
     spec = request.cut_spec()
     ext = Path(record.object_key).suffix
     work_root = settings.work_dir or Path(tempfile.gettempdir())
-    work_root.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_work_dirs(conn, work_root)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{record.id}-", dir=work_root))
-    # The engine's own temp files go inside the job's folder too: one folder per clip.
-    config = dataclasses.replace(config, work_dir=work_dir)
-    try:
-        with CancelWatcher(conn, record.id) as watcher:
-            output = work_dir / f"clip{ext}"
-            cut_start = time.monotonic()
-            report = engine.cut(
-                input_url,
-                output,
-                spec,
-                media=media,
-                context=engine.RunContext(config, cancel=watcher.event, progress=progress),
-            )
-            wall_seconds = time.monotonic() - cut_start
-            bytes_read = metrics.read_bytes_since(read_start)  # before the upload reads
-            if watcher.event.is_set():
-                raise Canceled("canceled during the cut")
-            _check_source_version(storage, record)  # replaced while FFmpeg read it?
-            progress("uploading", 0.0)
-            size_bytes = output.stat().st_size
-            storage.put_clip(
-                record.object_key,
-                output,
-                metadata=_provenance(record, request, report.model_dump(mode="json")),
-                content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
-            )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+    workdirs.sweep(work_root)  # folders that killed jobs on this host left behind
+    with (
+        workdirs.job_work_dir(work_root, record.id) as work_dir,
+        CancelWatcher(conn, record.id) as watcher,
+    ):
+        # The engine's own temp files go inside the job's folder too: one folder per clip.
+        config = dataclasses.replace(config, work_dir=work_dir)
+        output = work_dir / f"clip{ext}"
+        cut_start = time.monotonic()
+        report = engine.cut(
+            input_url,
+            output,
+            spec,
+            media=media,
+            context=engine.RunContext(config, cancel=watcher.event, progress=progress),
+        )
+        wall_seconds = time.monotonic() - cut_start
+        bytes_read = metrics.read_bytes_since(read_start)  # before the upload reads
+        if watcher.event.is_set():
+            raise Canceled("canceled during the cut")
+        _check_source_version(storage, record)  # replaced while FFmpeg read it?
+        progress("uploading", 0.0)
+        size_bytes = output.stat().st_size
+        if record.error.get("retrying"):
+            # An earlier attempt may have died mid-upload: no parts of it may linger.
+            storage.abort_clip_uploads(record.object_key)
+        storage.put_clip(
+            record.object_key,
+            output,
+            metadata=_provenance(record, request, report.model_dump(mode="json")),
+            content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
+        )
     result = {
         "size_bytes": size_bytes,
         "duration_seconds": float(report.duration_seconds),
@@ -200,19 +200,6 @@ def _cut_and_store(
         bytes_written=size_bytes,
     )
     return _succeed(conn, record, result, uploaded=True)
-
-
-def _sweep_stale_work_dirs(conn: Redis, root: Path) -> None:
-    """Remove folders of clips that no longer run: left behind when RQ SIGKILLs a horse
-    (job timeout, `send_stop_job_command`), which skips every `finally`."""
-    for path in root.glob(f"{WORK_DIR_PREFIX}clp_*"):
-        clip_id = path.name[len(WORK_DIR_PREFIX) :].split("-", 1)[0]
-        try:
-            record = records.load(conn, clip_id)
-        except RedisError:
-            return
-        if record is None or record.status != "running":
-            shutil.rmtree(path, ignore_errors=True)
 
 
 def _succeed(
@@ -260,12 +247,19 @@ def _provenance(
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
+    """What the clip record (and so the client) says about a failure: the problem, never an
+    internal host, path or URL (the traceback RQ stores keeps those, redacted)."""
     if isinstance(exc, ClipperError):
-        return exc.to_dict()
+        return exc.to_dict() | {"message": public_text(exc.message)}
     if isinstance(exc, JobTimeoutException):
         return {"code": "timeout", "message": "the job ran past its time limit", "field": None}
-    if isinstance(exc, RedisError | OSError):
-        return {"code": "transient", "message": type(exc).__name__, "field": None}
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return {"code": "disk_full", "message": "the work disk is full", "field": None}
+    if isinstance(exc, RedisError):
+        return {"code": "transient", "message": "the queue (Redis) is unavailable", "field": None}
+    if isinstance(exc, OSError):
+        return {"code": "transient", "message": f"local I/O failed ({type(exc).__name__})",
+                "field": None}  # fmt: skip
     # Unknown errors may quote signed URLs: show only the class, the traceback stays in RQ.
     return {"code": "internal", "message": f"internal error ({type(exc).__name__})", "field": None}
 
