@@ -177,9 +177,9 @@ def _cut_and_store(
         _check_source_version(storage, record)  # replaced while FFmpeg read it?
         progress("uploading", 0.0)
         size_bytes = output.stat().st_size
-        if record.error.get("retrying"):
-            # An earlier attempt may have died mid-upload: no parts of it may linger.
-            storage.abort_clip_uploads(record.object_key)
+        if record.error.get("retrying") and storage.abort_clip_uploads(record.object_key):
+            # An earlier attempt died mid-upload: no parts of it may linger.
+            log.info("clip %s: aborted the unfinished upload of an earlier attempt", record.id)
         storage.put_clip(
             record.object_key,
             output,
