@@ -30,7 +30,7 @@ from clipper.storage import open_storage
 from tests.fixtures.app import api_keys_setting, settings_env, upload_source
 from tests.fixtures.services import local_settings
 from workers import metrics, records
-from workers.queues import fetch_job, redis_connection
+from workers.queues import ALL_QUEUE_NAMES, fetch_job, redis_connection
 from workers.submit import ClipOrder, ClipRequest, Queued, SubmitContext, SubmitMode, submit
 from workers.worker import recovery, workdirs
 from workers.worker.process import build_worker
@@ -116,16 +116,16 @@ def test_abandoned_job_without_retries_fails_and_sends_its_webhook(
     assert record.finished_at
     job = fetch_job(conn, clip_id)
     assert job is not None and job.get_status(refresh=True) == JobStatus.FAILED
-    hooks = [j for j in _interactive_jobs(conn) if j.func_name == "workers.webhooks.deliver"]
+    hooks = [j for j in _webhook_jobs(conn) if j.func_name == "workers.webhooks.deliver"]
     assert [h.args for h in hooks] == [[clip_id, hooks[0].args[1], "clip.failed"]]
     counters = metrics.read_snapshot(conn).counters["failures_total"]
     assert counters[(("error", recovery.WORKER_LOST),)] == 1
 
 
-def _interactive_jobs(conn: Redis) -> list[Any]:
-    from workers.queues import get_queue
+def _webhook_jobs(conn: Redis) -> list[Any]:
+    from workers.queues import WEBHOOK_QUEUE, get_queue
 
-    return get_queue("interactive", conn).get_jobs()
+    return get_queue(WEBHOOK_QUEUE, conn).get_jobs()
 
 
 def test_killed_horse_handler_requeues_or_fails(env: Settings, media_h264_mp4: Any) -> None:
@@ -176,7 +176,7 @@ def test_scheduler_lock_is_short_and_taken_over(env: Settings) -> None:
     finally:
         other.stop_scheduler()
     # A worker whose scheduler holds nothing tries again at each maintenance pass.
-    for name in ("default", "interactive", "bulk"):
+    for name in ALL_QUEUE_NAMES:  # the clip queues and `webhooks`
         conn.set(f"rq:scheduler-lock:{name}", "dead-scheduler", ex=1)
     third = build_worker(env)
     third._start_scheduler(burst=False)
